@@ -1,0 +1,53 @@
+"""Tiny datasets in the lmms-lab/multimodal-open-r1-8k-verified schema, built on the fly."""
+
+from __future__ import annotations
+
+import datasets
+from PIL import Image
+
+FIXTURE_FEATURES = datasets.Features(
+    {
+        "image": datasets.Image(),
+        "problem": datasets.Value("string"),
+        "solution": datasets.Value("string"),
+        "original_question": datasets.Value("string"),
+        "original_answer": datasets.Value("string"),
+    }
+)
+# The modes real datasets mix: photos, grayscale scans, transparent PNGs, palette charts.
+FIXTURE_MODES = ("RGB", "L", "RGBA", "P")
+
+
+def make_fixture_image(
+    index: int, mode: str = "RGB", size: tuple[int, int] = (64, 48)
+) -> Image.Image:
+    """A flat image whose colour depends on `index`, so rows can be told apart."""
+    colour = ((37 * index + 20) % 256, (91 * index + 40) % 256, (151 * index + 60) % 256)
+    image = Image.new("RGB", size, colour)
+    if mode == "RGBA":
+        image.putalpha(200)
+        return image
+    return (
+        image.convert(mode, palette=Image.Palette.ADAPTIVE) if mode == "P" else image.convert(mode)
+    )
+
+
+def make_fixture_dataset(
+    n: int = 10, *, size: tuple[int, int] = (64, 48), modes: tuple[str, ...] = FIXTURE_MODES
+) -> datasets.Dataset:
+    """`n` rows with the columns image, problem, solution, original_question, original_answer."""
+    rows = []
+    for i in range(n):
+        answer = str(2 * i)
+        # The real solutions come both ways: a think/answer pair, or the bare answer.
+        think = f"<think>{i} plus {i} is {answer}.</think><answer>{answer}</answer>"
+        rows.append(
+            {
+                "image": make_fixture_image(i, modes[i % len(modes)], size),
+                "problem": f"Problem {i}: what is {i} + {i}?",
+                "solution": think if i % 2 == 0 else answer,
+                "original_question": f"What is {i} + {i}?",
+                "original_answer": answer,
+            }
+        )
+    return datasets.Dataset.from_list(rows, features=FIXTURE_FEATURES)

@@ -1,0 +1,231 @@
+"""Tests for the GRPO format and accuracy rewards."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from vlmgrpo.rewards import (
+    accuracy_reward,
+    answers_match,
+    completion_text,
+    extract_answer,
+    format_reward,
+    gold_answer,
+)
+
+GOOD = "<think>2 + 1 = 3</think><answer>3</answer>"
+NESTED_FRAC = "<think>ok</think><answer>" + r"\frac{" * 5000 + "1" + "}{2}" * 5000 + "</answer>"
+LONG = "<think>" + "a" * 100_000 + "</think><answer>" + "1" * 100 + "</answer>"
+
+
+def as_messages(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def assert_rewards(rewards: list) -> None:
+    assert all(r is None or (type(r) is float and 0.0 <= r <= 1.0) for r in rewards)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD,
+        "<think>\n reasoning \n</think>\n\n<answer>\n 3 \n</answer>",
+        "  \n<think>a</think> \t <answer>b</answer>\n",
+        "<think>line 1\nline 2</think><answer>x = 3</answer>",
+    ],
+)
+def test_format_accepts_exact_shape(text: str) -> None:
+    assert format_reward([text]) == [1.0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sure! " + GOOD,
+        GOOD + " done",
+        "<answer>3</answer>",
+        "<think>2 + 1 = 3</think>",
+        "<answer>3</answer><think>2 + 1 = 3</think>",
+        "<think>a</think><answer>3</answer><answer>4</answer>",
+        "<think>a</think><think>b</think><answer>3</answer>",
+        "<think>a <think>b</think></think><answer>3</answer>",
+        "<think>a <answer>2</answer></think><answer>3</answer>",
+        "<think>a</think><answer>3 <think>b</think></answer>",
+        "<think></think><answer>3</answer>",
+        "<think> \n </think><answer>3</answer>",
+        "<think>a</think><answer> </answer>",
+        "<think>a</think> b <answer>3</answer>",
+        "<think>a<answer>3</answer>",
+        "",
+    ],
+)
+def test_format_rejects(text: str) -> None:
+    assert format_reward([text]) == [0.0]
+
+
+def test_format_linear_on_long_adversarial_input() -> None:
+    texts = [LONG, "<think>" * 50_000, "<think>a</think>" + " " * 100_000 + "x", NESTED_FRAC]
+    start = time.monotonic()
+    rewards = format_reward(texts)
+    assert time.monotonic() - start < 5
+    assert rewards == [1.0, 0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD, "3"),
+        ("<answer>  \n 42 \n </answer>", "42"),
+        ("<think>a</think><answer>3</answer><answer>4</answer>", None),
+        ("<think>a</think><answer>3", None),
+        ("<think>a</think></answer>3<answer>", None),
+        ("<think>a <answer>3</answer></think>", None),
+        ("<think>a <answer>3</answer>", None),
+        ("<answer>3</answer><think>a</think>", None),
+        ("the answer is 3", None),
+    ],
+)
+def test_extract_answer(text: str, expected: str | None) -> None:
+    assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("solution", "expected"),
+    [
+        ("<think>because</think><answer> 7 </answer>", "7"),
+        ("<answer>B</answer>", "B"),
+        ("  \\frac{1}{2}\n", "\\frac{1}{2}"),
+        ("The capital is Paris", "The capital is Paris"),
+    ],
+)
+def test_gold_answer(solution: str, expected: str) -> None:
+    assert gold_answer(solution) == expected
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold"),
+    [
+        (r"\frac{1}{2}", "0.5"),
+        (r"$\boxed{3}$", "3"),
+        ("x = 3", "3"),
+        ("$3$", "3"),
+        (r"\frac{3}{4}", "0.75"),
+        ("b", "B"),
+        ("Paris", "paris"),
+        ("Paris.", " paris "),
+        ("(B)", "B"),
+        ("New  York", "new york"),
+    ],
+)
+def test_answers_match(pred: str, gold: str) -> None:
+    assert answers_match(pred, gold)
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold"),
+    [("Paris", "London"), ("2", "3"), ("stop", "pots"), ("A", "B"), ("", "3"), ("0.5", "5")],
+)
+def test_answers_differ(pred: str, gold: str) -> None:
+    assert not answers_match(pred, gold)
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        (r"\frac{1}{2}", "0.5", 1.0),
+        (r"$\boxed{3}$", "3", 1.0),
+        ("x = 3", "3", 1.0),
+        ("$3$", "3", 1.0),
+        (r"\frac{3}{4}", "0.75", 1.0),
+        ("b", "B", 1.0),
+        ("Paris", "paris", 1.0),
+        ("Paris", "London", 0.0),
+        ("2", "3", 0.0),
+        ("3", "<think>1 + 2</think><answer>3</answer>", 1.0),
+        ("1 + 2", "<think>so 3</think><answer>3</answer>", 1.0),
+        ("1 + 2", "<think>easy</think><answer>4</answer>", 0.0),
+    ],
+)
+def test_accuracy_reward(answer: str, gold: str, expected: float) -> None:
+    completion = f"<think>thinking</think><answer>{answer}</answer>"
+    assert accuracy_reward([completion], solution=[gold]) == [expected]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think>it is 3</think><answer>4</answer>",
+        "<think>a</think>3",
+        "<think>a</think><answer>3</answer><answer>3</answer>",
+        "<think>a <answer>3</answer></think>",
+        "<answer>3</answer><think>a</think>",
+        "3",
+    ],
+)
+def test_accuracy_reads_only_the_answer_block(text: str) -> None:
+    assert accuracy_reward([text], solution=["3"]) == [0.0]
+
+
+@pytest.mark.parametrize("gold", ["", "   \n", "<think>a</think><answer> </answer>"])
+def test_accuracy_empty_gold_is_none(gold: str) -> None:
+    assert accuracy_reward([GOOD], solution=[gold]) == [None]
+
+
+def test_message_list_completions() -> None:
+    assert completion_text(as_messages(GOOD)) == GOOD
+    parts = [{"role": "assistant", "content": [{"type": "text", "text": GOOD}]}]
+    assert completion_text(parts) == GOOD
+    completions = [as_messages(GOOD), as_messages("<answer>4</answer>"), parts]
+    assert format_reward(completions) == [1.0, 0.0, 1.0]
+    assert accuracy_reward(completions, solution=["3", "3", "3"]) == [1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "hostile", [NESTED_FRAC, LONG, "<think>a</think><answer>$9^{9^{9^{9}}}$</answer>"]
+)
+def test_hostile_answers_are_fast_and_zero(hostile: str) -> None:
+    start = time.monotonic()
+    rewards = accuracy_reward([hostile], solution=["3"])
+    format_reward([hostile])
+    assert time.monotonic() - start < 5
+    assert rewards == [0.0]
+
+
+def test_hostile_completion_does_not_poison_batch() -> None:
+    batch = [GOOD, NESTED_FRAC, as_messages("<think>a</think><answer>0.5</answer>"), LONG]
+    rewards = accuracy_reward(batch, solution=["3", "3", r"\frac{1}{2}", "3"])
+    assert rewards == [1.0, 0.0, 1.0, 0.0]
+    assert format_reward(batch) == [1.0, 1.0, 1.0, 1.0]
+    assert_rewards(rewards)
+
+
+def test_values_are_floats_in_unit_interval() -> None:
+    batch = [GOOD, "nothing", "<think>a</think><answer>x</answer>", NESTED_FRAC]
+    assert_rewards(format_reward(batch))
+    assert_rewards(accuracy_reward(batch, solution=["3", "3", "x", ""]))
+    assert accuracy_reward(batch, solution=["3", "3", "x", ""])[3] is None
+
+
+def test_rewards_work_off_the_main_thread() -> None:
+    batch = [GOOD, "<think>a</think><answer>0.5</answer>", "<think>a</think><answer>b</answer>"]
+    hostile = ["<think>a</think><answer>$99999999!$</answer>", NESTED_FRAC]
+    results: dict = {}
+
+    def work() -> None:
+        results["format"] = format_reward(batch + hostile)
+        results["accuracy"] = accuracy_reward(
+            batch + hostile, solution=["3", "1/2", "B", "3", "3"]
+        )
+
+    start = time.monotonic()
+    thread = threading.Thread(target=work, daemon=True)  # a hang must not block exit
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert time.monotonic() - start < 10
+    assert results["format"] == [1.0] * 5
+    assert results["accuracy"] == [1.0, 1.0, 1.0, 0.0, 0.0]

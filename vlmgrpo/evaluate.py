@@ -1,0 +1,90 @@
+"""Greedy evaluation on the held-out split, and the article's single-example test step."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
+from vlmgrpo.rewards import accuracy_reward, format_reward
+
+
+def _prompt_texts(processor, problems: list[str], system_prompt: str) -> list[str]:
+    conversations = [build_conversation(p, system_prompt) for p in problems]
+    return [
+        processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+        for c in conversations
+    ]
+
+
+@torch.no_grad()
+def generate(
+    model,
+    processor,
+    images: list[Image.Image],
+    problems: list[str],
+    max_new_tokens: int,
+    system_prompt: str = SYSTEM_PROMPT,
+) -> tuple[list[str], list[int]]:
+    """Greedy completions for a batch; decodes only the new tokens, never the prompt."""
+    tokenizer = processor.tokenizer
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # generation appends right
+    try:
+        batch = processor(
+            text=_prompt_texts(processor, problems, system_prompt),
+            images=images,
+            padding=True,
+            return_tensors="pt",
+        ).to(model.device)
+    finally:
+        tokenizer.padding_side = side
+    was_training = model.training
+    model.eval()
+    out = model.generate(
+        **batch, max_new_tokens=max_new_tokens, do_sample=False, top_k=None, top_p=None
+    )
+    model.train(was_training)
+    new = out[:, batch["input_ids"].shape[1] :]
+    texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+    pad = tokenizer.pad_token_id
+    lengths = [int((row != pad).sum()) for row in new]
+    return texts, lengths
+
+
+def evaluate(
+    model,
+    processor,
+    dataset,
+    max_new_tokens: int,
+    batch_size: int = 16,
+    progress: bool = True,
+    desc: str = "evaluate",
+) -> dict:
+    """Accuracy and format rate of greedy answers on `dataset` (image, problem, solution)."""
+    records = []
+    for start in tqdm(range(0, len(dataset), batch_size), desc=desc, disable=not progress):
+        rows = dataset[start : start + batch_size]
+        texts, _ = generate(model, processor, rows["image"], rows["problem"], max_new_tokens)
+        accuracy = accuracy_reward(texts, rows["solution"])
+        formats = format_reward(texts)
+        for text, sol, acc, fmt in zip(texts, rows["solution"], accuracy, formats, strict=True):
+            records.append({"completion": text, "solution": sol, "accuracy": acc, "format": fmt})
+    scored = [r["accuracy"] for r in records if r["accuracy"] is not None]
+    return {
+        "accuracy": sum(scored) / max(1, len(scored)),
+        "format": sum(r["format"] for r in records) / max(1, len(records)),
+        "n": len(records),
+        "records": records,
+    }
+
+
+def generate_with_reasoning(
+    model, processor, image: Image.Image, problem: str, max_new_tokens: int = 512
+) -> dict:
+    """The article's test step: one answer with its reasoning, the seconds and tokens it took."""
+    start = time.perf_counter()
+    texts, lengths = generate(model, processor, [image], [problem], max_new_tokens)
+    return {"text": texts[0], "seconds": time.perf_counter() - start, "tokens": lengths[0]}
