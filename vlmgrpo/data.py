@@ -222,7 +222,9 @@ def _open_capped(value: dict | None, max_pixels: int) -> dict | None:
 def _prepare_batch(batch: dict, max_pixels: int, system_prompt: str) -> dict:
     """Capped images, prompts and a skip reason ("" = usable) for one batch of rows."""
     images, prompts, reasons = [], [], []
-    for image, problem, solution in zip(batch["image"], batch["problem"], batch["solution"]):
+    for image, problem, solution in zip(
+        batch["image"], batch["problem"], batch["solution"], strict=True
+    ):
         # Text first: it is cheap, and a row already lost needs no image decoding.
         if not isinstance(problem, str) or not problem.strip():
             image, reason = None, _SKIP_REASONS[1]

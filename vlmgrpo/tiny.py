@@ -86,7 +86,7 @@ class TinySpec:
     warmup_steps: int = 150
     warmup_batch: int = 32
     warmup_lr: float = 2e-3
-    mislabel: float = 0.55
+    mislabel: float = 0.6
     seed: int = 0
 
     def key(self) -> str:

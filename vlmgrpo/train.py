@@ -81,6 +81,7 @@ class Preset:
 PRESETS = {
     "tiny": Preset(
         name="tiny",
+        fraction=1.0,  # a dataset passed with the tiny preset is used whole
         n_train=2000,
         n_test=120,
         max_pixels=synthetic.IMAGE_SIZE**2,
@@ -90,10 +91,10 @@ PRESETS = {
         target_modules=LM_LINEAR,
         learning_rate=3e-3,
         num_generations=8,
-        batch_size=32,
+        batch_size=48,
         # The correct completion is 16 tokens long; leave room without paying for much more.
         max_completion_length=24,
-        max_steps=60,
+        max_steps=80,
         # Sampling from the whole vocabulary lets a tiny model spell junk; top-k keeps the
         # group's answers among the plausible ones.
         top_k=5,
@@ -119,7 +120,7 @@ def get_preset(name: str) -> Preset:
 
 
 def load_model(source: str | None, preset: Preset):
-    """The model and processor from a hub id or folder (`None`: the tiny model, built if needed)."""
+    """Model and processor from a hub id or folder (`None`: the tiny model, built if needed)."""
     if source is None:
         source = str(tiny.make_tiny())
     elif not Path(source).exists() and (
@@ -165,7 +166,7 @@ def lora_config(preset: Preset) -> LoraConfig:
 
 
 def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOConfig:
-    """The preset's GRPOConfig; TRL 1.16 defaults (beta 0, loss "dapo") unless it says otherwise."""
+    """The preset's GRPOConfig: TRL 1.16's defaults (beta 0, "dapo") unless it says otherwise."""
     cuda = torch.cuda.is_available()
     return GRPOConfig(
         output_dir=str(output_dir),
@@ -277,8 +278,9 @@ def run(
     output_dir = Path(output_dir or Path("runs") / preset.name)
     _prepare_output(output_dir, resume, overwrite)
     seed_everything(seed)
-    base, processor = load_model(model or preset.model, preset)
+    # Data first: its errors are the likelier ones, and cheaper to hit before a model loads.
     train_set, test_set = load_data(preset, dataset or preset.dataset, seed)
+    base, processor = load_model(model or preset.model, preset)
     if not progress:
         os.environ["TQDM_DISABLE"] = "1"
 
