@@ -1,0 +1,35 @@
+# The course's commands. Each target creates .venv and installs the pinned packages if needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast lint lab clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The default run: tiny Qwen2.5-VL + synthetic colour task, GRPO with LoRA on the CPU.
+demo: setup
+	$(BIN)/vlmgrpo train --preset tiny --output-dir runs/demo --overwrite
+
+lint: setup
+	$(BIN)/ruff check vlmgrpo tests
+	$(BIN)/ruff format --check vlmgrpo tests
+
+# Everything CI runs: lint, unit tests, the learning run, and the notebooks under nbval.
+test: lint
+	VLMGRPO_SLOW=1 $(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env
+
+test-fast: lint
+	$(BIN)/python -m pytest tests
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

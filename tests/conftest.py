@@ -1,0 +1,20 @@
+"""Shared fixtures: a small tiny model built once per session, caches kept out of $HOME."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+
+from vlmgrpo import tiny
+
+SLOW = os.environ.get("VLMGRPO_SLOW") == "1"
+slow = pytest.mark.skipif(not SLOW, reason="long run; set VLMGRPO_SLOW=1 (make test does)")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A tiny model with a short cold start: real classes and files, seconds to build."""
+    spec = replace(tiny.TinySpec(), warmup_steps=30, warmup_batch=16)
+    return str(tiny.make_tiny(spec, tmp_path_factory.mktemp("tiny") / "model"))
