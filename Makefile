@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
 .PHONY: setup demo test test-fast lint lab clean
 
@@ -23,7 +24,7 @@ lint: setup
 
 # Everything CI runs: lint, unit tests, the learning run, and the notebooks under nbval.
 test: lint
-	VLMGRPO_SLOW=1 $(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env
+	VLMGRPO_SLOW=1 $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env
 
 test-fast: lint
 	$(BIN)/python -m pytest tests
