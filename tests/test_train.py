@@ -158,3 +158,17 @@ def test_default_run_learns(tmp_path, monkeypatch):
     tenth = max(1, len(accuracy) // 10)
     first, last = sum(accuracy[:tenth]) / tenth, sum(accuracy[-tenth:]) / tenth
     assert last >= first + 0.2, (first, last)
+
+
+def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    base = ["train", "--model", tiny_model_dir, "--output-dir", str(out), "--quiet"]
+    assert main([*base, "--max-steps", "2"]) == 0
+    assert (out / "checkpoint-2").is_dir()
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert main([*base, "--max-steps", "4"]) == 2  # refuses to mix runs without --resume
+    assert main([*base, "--max-steps", "4", "--resume"]) == 0
+    steps = [int(r["step"]) for r in csv.DictReader((out / "metrics.csv").open())]
+    assert steps == [1, 2, 3, 4]
+    assert json.loads((out / "eval.json").read_text())["steps"] == 4
+    assert len(rows) == 2

@@ -220,25 +220,27 @@ def warm_up(model, processor, spec: TinySpec, progress: bool = True) -> list[flo
     def schedule(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / (spec.warmup_steps - warm)))
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, spec.warmup_steps - warm)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    processor.tokenizer.padding_side = "right"
+    side, processor.tokenizer.padding_side = processor.tokenizer.padding_side, "right"
     model.train()
     losses = []
-    bar = tqdm(range(spec.warmup_steps), desc="cold start", disable=not progress)
-    for _ in bar:
-        batch = _cold_start_batch(processor, rng, spec, spec.warmup_batch)
-        loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    processor.tokenizer.padding_side = "left"
-    model.eval()
+    try:
+        bar = tqdm(range(spec.warmup_steps), desc="cold start", disable=not progress)
+        for _ in bar:
+            batch = _cold_start_batch(processor, rng, spec, spec.warmup_batch)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    finally:  # an interrupted warm-up still leaves the processor and model usable
+        processor.tokenizer.padding_side = side
+        model.eval()
     return losses
 
 
@@ -257,11 +259,14 @@ def make_tiny(
     # Save to a temporary folder first, so an interrupted build never looks finished.
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    (tmp / "tiny_spec.json").write_text(
-        json.dumps({**asdict(spec), "version": VERSION, "cold_start_loss": losses}, indent=1)
-    )
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        (tmp / "tiny_spec.json").write_text(
+            json.dumps({**asdict(spec), "version": VERSION, "cold_start_loss": losses}, indent=1)
+        )
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -1,0 +1,133 @@
+"""Tests for vlmgrpo.synthetic: the colour dataset, the sloppy annotator and the corpus."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vlmgrpo import synthetic
+from vlmgrpo.rewards import accuracy_reward, format_reward
+from vlmgrpo.synthetic import (
+    BACKGROUND,
+    HUES,
+    IMAGE_SIZE,
+    NAMES,
+    QUESTIONS,
+    THINK,
+    annotator_label,
+    corpus,
+    make_colour_dataset,
+)
+
+DRAWS = 4000
+
+
+def pixels(image):
+    return np.asarray(image).reshape(-1, 3)
+
+
+def nearest_hue(colour):
+    return min(NAMES, key=lambda name: float(np.sum((colour - np.array(HUES[name])) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return make_colour_dataset(60, seed=0)
+
+
+def test_dataset_is_deterministic_for_a_seed():
+    first, second = make_colour_dataset(12, seed=3), make_colour_dataset(12, seed=3)
+    assert first["problem"] == second["problem"]
+    assert first["solution"] == second["solution"]
+    for a, b in zip(first["image"], second["image"], strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_dataset_differs_across_seeds():
+    first, second = make_colour_dataset(12, seed=0), make_colour_dataset(12, seed=1)
+    images = zip(first["image"], second["image"], strict=True)
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in images)
+    assert (first["problem"], first["solution"]) != (second["problem"], second["solution"])
+
+
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_dataset_length(n):
+    dataset = make_colour_dataset(n, seed=0)
+    assert len(dataset) == n
+    assert dataset.column_names == ["image", "problem", "solution"]
+
+
+def test_dataset_columns(dataset):
+    assert dataset.column_names == ["image", "problem", "solution"]
+    assert dataset.features["image"].decode
+    assert set(dataset["problem"]) <= set(QUESTIONS)
+    assert set(dataset["solution"]) <= set(NAMES)
+
+
+def test_images_are_rgb_squares(dataset):
+    for image in dataset["image"]:
+        assert isinstance(image, Image.Image)
+        assert image.mode == "RGB"
+        assert image.size == (IMAGE_SIZE, IMAGE_SIZE)
+
+
+def test_shape_colour_is_the_solution(dataset):
+    for row in dataset:
+        values = pixels(row["image"])
+        shape = values[(values != np.array(BACKGROUND)).any(axis=1)]
+        assert len(shape) > 0, "no shape drawn"
+        assert len(shape) < len(values), "no background left"
+        assert nearest_hue(shape.mean(axis=0)) == row["solution"]
+
+
+@pytest.mark.parametrize("mislabel", [0.0, 0.3, 0.6, 1.0])
+@pytest.mark.parametrize("hue", NAMES)
+def test_annotator_mislabel_rate(hue, mislabel):
+    rng = random.Random(0)
+    labels = [annotator_label(hue, mislabel, rng) for _ in range(DRAWS)]
+    neighbour = NAMES[(NAMES.index(hue) + 1) % len(NAMES)]
+    assert set(labels) <= {hue, neighbour}
+    rate = labels.count(neighbour) / DRAWS
+    assert abs(rate - mislabel) <= 0.03
+    if mislabel == 0.0:
+        assert rate == 0.0
+    if mislabel == 1.0:
+        assert rate == 1.0
+
+
+@pytest.mark.parametrize(
+    "hue, neighbour",
+    [
+        ("red", "orange"),
+        ("orange", "yellow"),
+        ("yellow", "green"),
+        ("green", "blue"),
+        ("blue", "purple"),
+        ("purple", "red"),
+    ],
+)
+def test_annotator_names_the_next_hue_round_the_wheel(hue, neighbour):
+    assert annotator_label(hue, 1.0, random.Random(0)) == neighbour
+    assert annotator_label(hue, 0.0, random.Random(0)) == hue
+
+
+def test_corpus_covers_the_task():
+    texts = corpus()
+    assert all(isinstance(text, str) for text in texts)
+    for question in QUESTIONS:
+        assert question in texts
+    for name in NAMES:
+        assert name in texts
+        assert synthetic.completion(name) in texts
+    assert THINK in texts
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_completion_earns_the_rewards(name):
+    text = synthetic.completion(name)
+    other = NAMES[(NAMES.index(name) + 1) % len(NAMES)]
+    assert format_reward([text]) == [1.0]
+    assert accuracy_reward([text, text], solution=[name, other]) == [1.0, 0.0]
