@@ -24,7 +24,8 @@ lint: setup
 
 # Everything CI runs: lint, unit tests, the learning run, and the notebooks under nbval.
 test: lint
-	VLMGRPO_SLOW=1 $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env
+	VLMGRPO_SLOW=1 $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 test-fast: lint
 	$(BIN)/python -m pytest tests

@@ -378,6 +378,26 @@ def test_prepare_dataset_skips_and_counts_unusable_rows(capsys):
     )
 
 
+def test_prepare_dataset_keeps_golds_math_verify_cannot_parse(capsys):
+    # Kept, not skipped: the accuracy reward compares such a gold as text.
+    golds = ["\\frac{", "🙂", "<think>hm</think><answer>\\sqrt{</answer>", "a ) ( b"]
+    images = [make_fixture_image(i) for i in range(len(golds))]
+    prepared = prepare_dataset(dataset_from(images, ["p"] * len(golds), golds), MAX_PIXELS)
+    assert list(prepared["solution"]) == golds
+    assert capsys.readouterr().err == ""
+
+
+def test_prepare_dataset_counts_missing_text_and_empty_answer_blocks(capsys):
+    solutions = ["s", "s", None, "<think>why</think><answer> </answer>", "<answer></answer>"]
+    problem_texts = ["kept", None, "p", "p", "p"]
+    images = [make_fixture_image(i) for i in range(len(solutions))]
+    prepared = prepare_dataset(dataset_from(images, problem_texts, solutions), MAX_PIXELS)
+    assert problems(prepared) == ["kept"]
+    assert capsys.readouterr().err == (
+        "skipped 4 of 5 rows: 1 with an empty problem, 3 with an empty solution\n"
+    )
+
+
 def test_prepare_dataset_prints_nothing_when_every_row_is_usable(capsys):
     assert len(prepare_dataset(make_fixture_dataset(4), MAX_PIXELS)) == 4
     assert capsys.readouterr().err == ""

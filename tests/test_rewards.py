@@ -148,6 +148,12 @@ def test_answers_differ(pred: str, gold: str) -> None:
         ("3", "<think>1 + 2</think><answer>3</answer>", 1.0),
         ("1 + 2", "<think>so 3</think><answer>3</answer>", 1.0),
         ("1 + 2", "<think>easy</think><answer>4</answer>", 0.0),
+        # Golds math-verify cannot parse are compared as text, never an error.
+        (r"\frac{", r"\frac{", 1.0),
+        ("1/2", r"\frac{", 0.0),
+        ("🙂", "🙂", 1.0),
+        ("3", "🙂", 0.0),
+        (r"\frac{1}{2}", r"<answer>\sqrt{</answer>", 0.0),
     ],
 )
 def test_accuracy_reward(answer: str, gold: str, expected: float) -> None:
@@ -185,7 +191,15 @@ def test_message_list_completions() -> None:
 
 
 @pytest.mark.parametrize(
-    "hostile", [NESTED_FRAC, LONG, "<think>a</think><answer>$9^{9^{9^{9}}}$</answer>"]
+    "hostile",
+    [
+        NESTED_FRAC,
+        LONG,
+        "<think>a</think><answer>$9^{9^{9^{9}}}$</answer>",
+        "<think>a</think><answer>$99999999!$</answer>",  # sympy's verify times out
+        r"<think>a</think><answer>$\Gamma(99999999)$</answer>",  # its parse times out
+        "<think>a</think><answer>$" + "(" * 30 + "x" + ")" * 30 + "$</answer>",
+    ],
 )
 def test_hostile_answers_are_fast_and_zero(hostile: str) -> None:
     start = time.monotonic()
@@ -229,3 +243,43 @@ def test_rewards_work_off_the_main_thread() -> None:
     assert time.monotonic() - start < 10
     assert results["format"] == [1.0] * 5
     assert results["accuracy"] == [1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+DEGENERATE = [
+    "",
+    " \n\t ",
+    " " * 100_000,
+    [],  # an empty message list
+    as_messages(""),
+    as_messages(" \n "),
+    "<think></think><answer></answer>",
+    "<answer><answer>3</answer></answer>",
+    "<think>a</think><answer>3</answer>" * 3,
+    "<answer>3 <think>a</think></answer>",
+]
+
+
+@pytest.mark.parametrize("completion", DEGENERATE)
+def test_degenerate_completions_score_zero(completion) -> None:
+    assert format_reward([completion]) == [0.0]
+    assert accuracy_reward([completion], solution=["3"]) == [0.0]
+
+
+def test_batch_of_everything_bad_is_bounded_and_spares_the_good() -> None:
+    hostile = [
+        "<think>a</think><answer>$99999999!$</answer>",
+        r"<think>a</think><answer>$\Gamma(99999999)$</answer>",
+        NESTED_FRAC,
+        LONG,
+    ]
+    batch = [GOOD, *DEGENERATE, *hostile, as_messages("<think>a</think><answer>0.5</answer>")]
+    solutions = ["3"] * (len(batch) - 1) + [r"\frac{1}{2}"]
+    start = time.monotonic()
+    accuracy = accuracy_reward(batch, solution=solutions)
+    fmt = format_reward(batch)
+    # math-verify's 1 s timeout bounds each of parse(pred), parse(gold) and verify.
+    assert time.monotonic() - start < 3 * len(hostile) + 5
+    assert_rewards(accuracy)
+    assert_rewards(fmt)
+    assert accuracy == [1.0] + [0.0] * (len(batch) - 2) + [1.0]
+    assert fmt[0] == fmt[-1] == 1.0

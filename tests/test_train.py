@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -144,9 +143,8 @@ def test_evaluate_decodes_only_the_completion(tiny_model_dir):
 
 
 @slow
-def test_default_run_learns(tmp_path, monkeypatch):
+def test_default_run_learns(tmp_path):
     """The claim of the embedded default: the reward curve rises and held-out accuracy follows."""
-    monkeypatch.setenv("VLMGRPO_CACHE", os.environ.get("VLMGRPO_CACHE", str(tmp_path / "c")))
     result = train.run("tiny", output_dir=tmp_path / "run", progress=False)
     assert result["accuracy_after"] >= 0.85
     assert result["accuracy_after"] >= result["accuracy_before"] + 0.25

@@ -37,12 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help="hub id or local folder (default: the preset's)")
         p.add_argument("--dataset", help="hub id or local .parquet/.arrow/folder")
         p.add_argument("--seed", type=int, default=42)
+        p.add_argument(
+            "--trust-remote-code",
+            action="store_true",
+            help="run Python code shipped with a hub model (off: only trusted code runs)",
+        )
 
     t = sub.add_parser("train", help="GRPO + LoRA training; writes a run folder")
     source_args(t)
     t.add_argument("--max-steps", type=_positive_int, help="stop after N optimizer steps")
+    # Plain types here: `run` checks the values together (e.g. generations vs batch size).
+    t.add_argument("--learning-rate", type=float, help="(default: the preset's)")
+    t.add_argument("--num-generations", type=int, help="completions per prompt, >= 2")
+    t.add_argument("--batch-size", type=_positive_int, help="completions per device and step")
+    t.add_argument("--save-steps", type=_positive_int, help="checkpoint every N steps")
     t.add_argument("--output-dir", help="run folder (default: runs/PRESET)")
-    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -67,7 +77,7 @@ def _load_with_adapter(args):
     from vlmgrpo.train import get_preset, load_model
 
     preset = get_preset(args.preset)
-    model, processor = load_model(args.model or preset.model, preset)
+    model, processor = load_model(args.model or preset.model, preset, args.trust_remote_code)
     if args.adapter:
         from peft import PeftModel
 
@@ -90,11 +100,16 @@ def _train(args) -> None:
         model=args.model,
         dataset=args.dataset,
         max_steps=args.max_steps,
+        learning_rate=args.learning_rate,
+        num_generations=args.num_generations,
+        batch_size=args.batch_size,
+        save_steps=args.save_steps,
         output_dir=args.output_dir,
         resume=args.resume,
         overwrite=args.overwrite,
         seed=args.seed,
         progress=not args.quiet,
+        trust_remote_code=args.trust_remote_code,
     )
     result.pop("config")
     print(json.dumps(result, indent=2))

@@ -19,6 +19,7 @@ from huggingface_hub.utils import httpx  # the hub's HTTP client, whichever pack
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
+from vlmgrpo.rewards import gold_answer
 from vlmgrpo.utils import UsageError
 
 REQUIRED_COLUMNS = ("image", "problem", "solution")
@@ -226,9 +227,11 @@ def _prepare_batch(batch: dict, max_pixels: int, system_prompt: str) -> dict:
         batch["image"], batch["problem"], batch["solution"], strict=True
     ):
         # Text first: it is cheap, and a row already lost needs no image decoding.
+        # A gold that math-verify cannot parse (`\frac{`, words, emoji) stays: the accuracy
+        # reward compares it as text. An empty one (`<answer> </answer>` too) rewards nothing.
         if not isinstance(problem, str) or not problem.strip():
             image, reason = None, _SKIP_REASONS[1]
-        elif not isinstance(solution, str) or not solution.strip():
+        elif not isinstance(solution, str) or not gold_answer(solution):
             image, reason = None, _SKIP_REASONS[2]
         else:
             image = _open_capped(image, max_pixels)

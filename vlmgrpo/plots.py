@@ -40,3 +40,55 @@ def plot_reward_curve(metrics_csv: str | Path, out: str | Path | None = None, dp
         fig.savefig(out, dpi=dpi)
         plt.close(fig)
     return fig
+
+
+# The panels of a run's dashboard: (title, metrics.csv columns).
+PANELS = (
+    ("rewards", tuple(REWARD_COLUMNS)),
+    ("reward std within groups", ("reward_std",)),
+    ("completion length (tokens)", ("completions/mean_length",)),
+    ("clipped fraction", ("clip_ratio/region_mean",)),
+    ("KL to the reference", ("kl",)),
+)
+
+
+def plot_metrics(metrics_csv: str | Path, out: str | Path | None = None, dpi: int = 80):
+    """A panel per training signal in metrics.csv (KL only when the run had beta > 0)."""
+    m = read_metrics(metrics_csv)
+    panels = [(title, [c for c in cols if c in m]) for title, cols in PANELS]
+    panels = [(title, cols) for title, cols in panels if cols]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
+    for ax, (title, columns) in zip(axes[0], panels, strict=True):
+        for column in columns:
+            ax.plot(m["step"], m[column], label=REWARD_COLUMNS.get(column, column))
+        ax.set(title=title, xlabel="step")
+        if len(columns) > 1:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(out, dpi=dpi)
+        plt.close(fig)
+    return fig
+
+
+def plot_answer_grid(images: list, records: list[dict], columns: int = 4, dpi: int = 80):
+    """Images with the model's completion under each, titled right or wrong."""
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, record in zip(axes.flat, images, records, strict=False):
+        ax.imshow(image)
+        right = record["accuracy"] == 1.0
+        ax.set_title(
+            f"{'right' if right else 'wrong'} (gold: {record['solution']})",
+            color="green" if right else "red",
+            fontsize=9,
+        )
+        text = record["completion"].replace("</think>", "</think>\n")
+        ax.text(
+            0.5, -0.04, text, transform=ax.transAxes, ha="center", va="top", fontsize=7, wrap=True
+        )
+    fig.set_dpi(dpi)
+    fig.tight_layout()
+    return fig

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import re
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,6 +44,12 @@ from vlmgrpo.utils import UsageError, seed_everything
 
 # LoRA on every linear layer of the language model, none in the vision tower.
 LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+# What `run` and the Trainer write into a run folder; --overwrite deletes nothing else.
+_RUN_ENTRIES = re.compile(
+    r"metrics\.csv|metrics\.tmp|eval\.json|reward_curve\.png|README\.md|adapter|runs"
+    r"|checkpoint-\d+"
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class Preset:
     top_k: int = 0
     beta: float = 0.0
     loss_type: str = "dapo"
+    importance_sampling_level: str = "token"  # "sequence" is GSPO
+    scale_rewards: str = "group"
     logging_steps: int = 10
     save_steps: int = 10
     bf16: bool = False
@@ -119,8 +130,44 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def load_model(source: str | None, preset: Preset):
-    """Model and processor from a hub id or folder (`None`: the tiny model, built if needed)."""
+def check_preset(preset: Preset) -> None:
+    """Raise a one-line UsageError for settings TRL would reject (or train badly on)."""
+    if preset.num_generations < 2:
+        raise UsageError(
+            f"--num-generations must be at least 2 (GRPO compares completions within a group), "
+            f"got {preset.num_generations}"
+        )
+    if preset.batch_size < 1 or preset.grad_accum < 1:
+        raise UsageError(
+            f"batch size and gradient accumulation must be positive, got {preset.batch_size} "
+            f"and {preset.grad_accum}"
+        )
+    # TRL 1.16's generation batch (one process): per-device batch x gradient accumulation
+    # steps; it must hold whole groups of num_generations completions.
+    generation_batch = preset.batch_size * preset.grad_accum
+    if generation_batch % preset.num_generations:
+        raise UsageError(
+            f"--num-generations {preset.num_generations} does not divide the generation batch "
+            f"of {generation_batch} completions (batch size {preset.batch_size} x gradient "
+            f"accumulation {preset.grad_accum}); pick a divisor of {generation_batch} or change "
+            "--batch-size"
+        )
+    if not (math.isfinite(preset.learning_rate) and preset.learning_rate > 0):
+        raise UsageError(
+            f"--learning-rate must be a positive number, got {preset.learning_rate}; "
+            "LoRA runs use about 1e-5 to 1e-3"
+        )
+    if preset.max_steps == 0 or preset.max_steps < -1:
+        raise UsageError(f"--max-steps must be positive, got {preset.max_steps}")
+    if preset.save_steps < 1:
+        raise UsageError(f"--save-steps must be positive, got {preset.save_steps}")
+
+
+def load_model(source: str | None, preset: Preset, trust_remote_code: bool = False):
+    """Model and processor from a hub id or folder (`None`: the tiny model, built if needed).
+
+    `trust_remote_code` runs Python shipped with a hub model; off unless the user asks.
+    """
     if source is None:
         source = str(tiny.make_tiny())
     elif not Path(source).exists() and (
@@ -131,8 +178,10 @@ def load_model(source: str | None, preset: Preset):
         )
     dtype = torch.bfloat16 if preset.bf16 else torch.float32
     try:
-        model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype)
-        processor = AutoProcessor.from_pretrained(source)
+        model = AutoModelForImageTextToText.from_pretrained(
+            source, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
     except OSError as err:
         raise UsageError(
             f"cannot load model {source} ({str(err).splitlines()[0][:160]}); pass a local "
@@ -181,6 +230,8 @@ def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOC
         top_k=preset.top_k,
         beta=preset.beta,
         loss_type=preset.loss_type,
+        importance_sampling_level=preset.importance_sampling_level,
+        scale_rewards=preset.scale_rewards,
         logging_steps=preset.logging_steps,
         save_strategy="steps",
         save_steps=preset.save_steps,
@@ -209,7 +260,8 @@ class MetricsCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         rows = _read_csv(self.path)
-        kept = [r for r in rows if int(r["step"]) <= state.global_step]
+        # A run killed mid-write can leave a torn last row: short rows have None cells.
+        kept = [r for r in rows if None not in r.values() and int(r["step"]) <= state.global_step]
         if rows:
             self.columns = list(rows[0])
             _write_csv(self.path, self.columns, kept)
@@ -245,16 +297,57 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def _prepare_output(output_dir: Path, resume: bool, overwrite: bool) -> None:
-    holds_run = output_dir.exists() and any(output_dir.iterdir())
-    if holds_run and not (resume or overwrite):
+def _check_output(output_dir: Path, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other; pass one of them")
+    entries = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
+    if entries and not (resume or overwrite):
         raise UsageError(
             f"output folder {output_dir} already holds a run; pass --resume to continue it, "
             "--overwrite to replace it, or choose another --output-dir"
         )
+    foreign = [name for name in entries if not _RUN_ENTRIES.fullmatch(name)]
+    if overwrite and foreign:  # a mistyped --output-dir must not delete someone's folder
+        raise UsageError(
+            f"--overwrite would delete {output_dir}, which holds {foreign[0]!r}, not written by "
+            "`vlmgrpo train`; choose another --output-dir"
+        )
+
+
+def _make_output(output_dir: Path, overwrite: bool) -> None:
     if overwrite and output_dir.exists():
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete `checkpoint-N` in `output_dir`, or None; incomplete ones are named.
+
+    The Trainer writes a checkpoint in place, trainer_state.json last, so a run killed while
+    saving leaves a folder without it (or with it cut short): resuming from that would fail.
+    """
+    found = sorted(
+        (int(m[1]), p)
+        for p in Path(output_dir).glob("checkpoint-*")
+        if (m := _CHECKPOINT.fullmatch(p.name)) and p.is_dir()
+    )
+    incomplete = []
+    for _, path in reversed(found):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            incomplete.append(path.name)
+            continue
+        if incomplete:
+            print(
+                f"ignoring incomplete {', '.join(incomplete)} (interrupted while saving); "
+                f"resuming from {path.name}",
+                file=sys.stderr,
+            )
+        return path
+    if incomplete:
+        print(f"no complete checkpoint in {output_dir}; starting from step 0", file=sys.stderr)
+    return None
 
 
 def run(
@@ -263,24 +356,44 @@ def run(
     model: str | None = None,
     dataset: str | None = None,
     max_steps: int | None = None,
+    learning_rate: float | None = None,
+    num_generations: int | None = None,
+    batch_size: int | None = None,
+    save_steps: int | None = None,
     output_dir: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
     seed: int = 42,
     progress: bool = True,
+    trust_remote_code: bool = False,
 ) -> dict:
-    """Train with GRPO + LoRA and write the run folder; returns what eval.json holds."""
+    """Train with GRPO + LoRA and write the run folder; returns what eval.json holds.
+
+    The keyword settings left at None keep the preset's values.
+    """
     preset = get_preset(preset) if isinstance(preset, str) else preset
+    overrides = {
+        "learning_rate": learning_rate,
+        "num_generations": num_generations,
+        "batch_size": batch_size,
+        "save_steps": save_steps,
+        "max_steps": max_steps,
+    }
+    preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     if max_steps is not None:
         if max_steps <= 0:
             raise UsageError(f"--max-steps must be positive, got {max_steps}")
-        preset = replace(preset, max_steps=max_steps, save_steps=min(preset.save_steps, max_steps))
+        preset = replace(preset, save_steps=min(preset.save_steps, max_steps))
+    # Before anything is loaded or written: a bad setting should cost no time and no folder.
+    check_preset(preset)
     output_dir = Path(output_dir or Path("runs") / preset.name)
-    _prepare_output(output_dir, resume, overwrite)
+    _check_output(output_dir, resume, overwrite)
     seed_everything(seed)
     # Data first: its errors are the likelier ones, and cheaper to hit before a model loads.
     train_set, test_set = load_data(preset, dataset or preset.dataset, seed)
-    base, processor = load_model(model or preset.model, preset)
+    base, processor = load_model(model or preset.model, preset, trust_remote_code)
+    # Only now touch the folder: a run that fails to start leaves nothing behind.
+    _make_output(output_dir, overwrite)
     if not progress:
         os.environ["TQDM_DISABLE"] = "1"
 
@@ -304,9 +417,9 @@ def run(
         peft_config=lora_config(preset),
         callbacks=[MetricsCallback(output_dir / "metrics.csv")],
     )
-    checkpoint = resume and any(output_dir.glob("checkpoint-*"))
+    checkpoint = latest_checkpoint(output_dir) if resume else None
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_seconds = time.perf_counter() - start
     trainer.model.save_pretrained(output_dir / "adapter")
     processor.save_pretrained(output_dir / "adapter")
