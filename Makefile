@@ -19,8 +19,8 @@ demo: setup
 	$(BIN)/vlmgrpo train --preset tiny --output-dir runs/demo --overwrite
 
 lint: setup
-	$(BIN)/ruff check vlmgrpo tests
-	$(BIN)/ruff format --check vlmgrpo tests
+	$(BIN)/ruff check vlmgrpo tests benchmarks
+	$(BIN)/ruff format --check vlmgrpo tests benchmarks
 
 # Everything CI runs: lint, unit tests, the learning run, and the notebooks under nbval.
 test: lint

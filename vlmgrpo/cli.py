@@ -51,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--num-generations", type=int, help="completions per prompt, >= 2")
     t.add_argument("--batch-size", type=_positive_int, help="completions per device and step")
     t.add_argument("--save-steps", type=_positive_int, help="checkpoint every N steps")
+    t.add_argument(
+        "--use-vllm",
+        action="store_true",
+        help="generate with vLLM (GPU only; pip install -e .[vllm])",
+    )
+    t.add_argument(
+        "--vllm-mode",
+        choices=["colocate", "server"],
+        help="colocate (default): vLLM shares the training GPUs; server: `trl vllm-serve`",
+    )
     t.add_argument("--output-dir", help="run folder (default: runs/PRESET)")
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -93,7 +103,7 @@ def _load_with_adapter(args):
 
 
 def _train(args) -> None:
-    from vlmgrpo.train import run
+    from vlmgrpo.train import distributed_state, run
 
     result = run(
         args.preset,
@@ -104,6 +114,8 @@ def _train(args) -> None:
         num_generations=args.num_generations,
         batch_size=args.batch_size,
         save_steps=args.save_steps,
+        use_vllm=args.use_vllm or None,
+        vllm_mode=args.vllm_mode,
         output_dir=args.output_dir,
         resume=args.resume,
         overwrite=args.overwrite,
@@ -112,7 +124,8 @@ def _train(args) -> None:
         trust_remote_code=args.trust_remote_code,
     )
     result.pop("config")
-    print(json.dumps(result, indent=2))
+    if distributed_state().is_main_process:  # under `accelerate launch`: one report, not N
+        print(json.dumps(result, indent=2))
 
 
 def _evaluate(args) -> None:

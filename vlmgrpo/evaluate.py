@@ -72,6 +72,11 @@ def evaluate(
         formats = format_reward(texts)
         for text, sol, acc, fmt in zip(texts, rows["solution"], accuracy, formats, strict=True):
             records.append({"completion": text, "solution": sol, "accuracy": acc, "format": fmt})
+    return summarize(records)
+
+
+def summarize(records: list[dict]) -> dict:
+    """Accuracy and format rate over scored records (those `evaluate` returns, or several sets)."""
     scored = [r["accuracy"] for r in records if r["accuracy"] is not None]
     return {
         "accuracy": sum(scored) / max(1, len(scored)),

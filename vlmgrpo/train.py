@@ -1,6 +1,6 @@
 """Presets -> GRPOConfig -> TRL's GRPOTrainer with LoRA, and the run folder it leaves.
 
-Two presets share one code path (`run`), so the CPU default and the article's GPU recipe
+The presets share one code path (`run`), so the CPU default and the article's GPU recipe
 differ only in numbers:
 
 * ``tiny`` (default): the offline tiny Qwen2.5-VL (`vlmgrpo.tiny`) on the synthetic colour
@@ -13,6 +13,13 @@ differ only in numbers:
   image token is ever cut), and nothing is pushed to the hub unless asked::
 
       vlmgrpo train --preset qwen2.5-vl-3b
+
+* ``qwen2.5-vl-3b-24gb``: the same recipe fitted to a 24 GB card (see its comment).
+
+The same command runs on several GPUs under ``accelerate launch`` (configs in ``configs/``):
+every process trains and evaluates its share of the held-out split; only the main process
+writes the run folder and prints. ``--use-vllm`` generates with vLLM (``pip install -e
+.[vllm]``), colocated on the training GPUs unless ``--vllm-mode server`` is given.
 
 A run folder holds ``metrics.csv`` (one row per logging step), TensorBoard events under
 ``runs/``, ``checkpoint-*``, the final LoRA ``adapter/``, ``reward_curve.png`` and
@@ -30,15 +37,22 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object, parse_flag_from_env
 from peft import LoraConfig
+from peft.tuners.tuners_utils import check_target_module_exists
 from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
+from trl.import_utils import is_vllm_available
+from trl.models import unwrap_model_for_generation
 
 from vlmgrpo import data, synthetic, tiny
-from vlmgrpo.evaluate import evaluate
+from vlmgrpo.evaluate import evaluate, summarize
 from vlmgrpo.rewards import accuracy_reward, format_reward
 from vlmgrpo.utils import UsageError, seed_everything
 
@@ -85,6 +99,8 @@ class Preset:
     save_steps: int = 10
     bf16: bool = False
     gradient_checkpointing: bool = False
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"  # vLLM shares the training GPUs; "server": `trl vllm-serve`
     eval_batch_size: int = 8
     eval_max_new_tokens: int = 1024
 
@@ -120,6 +136,27 @@ PRESETS = {
         dataset="lmms-lab/multimodal-open-r1-8k-verified",
         bf16=True,
     ),
+    # The article's recipe fitted to one 24 GB card (RTX 3090/4090, A5000). A reasoned guess,
+    # not yet measured on such a card (`benchmarks/bench_train.py` measures it). The bf16
+    # weights take 7.5 GB and LoRA's optimizer state almost nothing; what grows is activations
+    # and logits, in proportion to the sequence length (image tokens + prompt + completion)
+    # times the completions per step. So: images capped at 128 x 28 x 28 pixels (128 image
+    # tokens), 512 completion tokens, and gradient checkpointing (TRL 1.16 then calls
+    # `enable_input_require_grads` on the PEFT model itself), which leaves room for 4
+    # completions per prompt instead of 2, a clearer group advantage. No 4-bit: unmeasured.
+    "qwen2.5-vl-3b-24gb": Preset(
+        name="qwen2.5-vl-3b-24gb",
+        model="Qwen/Qwen2.5-VL-3B-Instruct",
+        dataset="lmms-lab/multimodal-open-r1-8k-verified",
+        max_pixels=128 * 28 * 28,
+        num_generations=4,
+        batch_size=4,
+        max_completion_length=512,
+        bf16=True,
+        gradient_checkpointing=True,
+        eval_batch_size=4,
+        eval_max_new_tokens=512,
+    ),
 }
 
 
@@ -130,8 +167,21 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def check_preset(preset: Preset) -> None:
-    """Raise a one-line UsageError for settings TRL would reject (or train badly on)."""
+def distributed_state() -> PartialState:
+    """This process's place among those `accelerate launch` started (alone without it)."""
+    # Without cpu=True on a machine with no GPU, accelerate finds no backend and reports one
+    # process even when `accelerate launch` started several. This call may create the process
+    # group, so it gets the Trainer's own default timeout (ddp_timeout, 30 min): the others
+    # wait up to that long while the main process downloads or builds the model.
+    cpu = not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU")
+    return PartialState(cpu=cpu, timeout=timedelta(minutes=30))
+
+
+def check_preset(preset: Preset, num_processes: int | None = None) -> None:
+    """Raise a one-line UsageError for settings TRL would reject (or train badly on).
+
+    `num_processes` defaults to the number `accelerate launch` started (1 without it).
+    """
     if preset.num_generations < 2:
         raise UsageError(
             f"--num-generations must be at least 2 (GRPO compares completions within a group), "
@@ -142,15 +192,17 @@ def check_preset(preset: Preset) -> None:
             f"batch size and gradient accumulation must be positive, got {preset.batch_size} "
             f"and {preset.grad_accum}"
         )
-    # TRL 1.16's generation batch (one process): per-device batch x gradient accumulation
-    # steps; it must hold whole groups of num_generations completions.
-    generation_batch = preset.batch_size * preset.grad_accum
+    if num_processes is None:
+        num_processes = distributed_state().num_processes
+    # TRL 1.16's generation batch: per-device batch x processes x gradient accumulation steps;
+    # it must hold whole groups of num_generations completions.
+    generation_batch = preset.batch_size * num_processes * preset.grad_accum
     if generation_batch % preset.num_generations:
         raise UsageError(
             f"--num-generations {preset.num_generations} does not divide the generation batch "
-            f"of {generation_batch} completions (batch size {preset.batch_size} x gradient "
-            f"accumulation {preset.grad_accum}); pick a divisor of {generation_batch} or change "
-            "--batch-size"
+            f"of {generation_batch} completions (batch size {preset.batch_size} x "
+            f"{num_processes} process(es) x gradient accumulation {preset.grad_accum}); pick a "
+            f"divisor of {generation_batch} or change --batch-size"
         )
     if not (math.isfinite(preset.learning_rate) and preset.learning_rate > 0):
         raise UsageError(
@@ -161,6 +213,22 @@ def check_preset(preset: Preset) -> None:
         raise UsageError(f"--max-steps must be positive, got {preset.max_steps}")
     if preset.save_steps < 1:
         raise UsageError(f"--save-steps must be positive, got {preset.save_steps}")
+    if preset.vllm_mode not in ("colocate", "server"):
+        raise UsageError(f"--vllm-mode must be colocate or server, got {preset.vllm_mode!r}")
+    if preset.use_vllm and not is_vllm_available():
+        raise UsageError(
+            "--use-vllm needs vLLM, which is not installed; on a GPU machine run "
+            "`pip install -e .[vllm]`, or train without --use-vllm"
+        )
+
+
+def vision_lora_targets(model, lora: LoraConfig) -> list[str]:
+    """The vision-tower modules that `lora` would adapt (vLLM serves none)."""
+    return [
+        name
+        for name, _ in model.named_modules()
+        if "visual" in name.split(".") and check_target_module_exists(lora, name)
+    ]
 
 
 def load_model(source: str | None, preset: Preset, trust_remote_code: bool = False):
@@ -237,6 +305,8 @@ def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOC
         save_steps=preset.save_steps,
         bf16=preset.bf16 and cuda,
         gradient_checkpointing=preset.gradient_checkpointing,
+        use_vllm=preset.use_vllm,
+        vllm_mode=preset.vllm_mode,
         remove_unused_columns=False,  # the rewards read the `solution` column
         report_to=["tensorboard"],
         push_to_hub=False,
@@ -350,6 +420,55 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return None
 
 
+def build_trainer(
+    preset: Preset,
+    model,
+    processor,
+    train_set,
+    output_dir: str | Path,
+    seed: int = 42,
+    progress: bool = True,
+    callbacks: list[TrainerCallback] | None = None,
+) -> GRPOTrainer:
+    """TRL's GRPOTrainer with the preset's GRPOConfig, LoRA adapter and the two rewards."""
+    args = grpo_config(preset, output_dir, seed)
+    args.disable_tqdm = not progress
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[format_reward, accuracy_reward],
+        args=args,
+        train_dataset=train_set,
+        processing_class=processor,
+        peft_config=lora_config(preset),
+        callbacks=callbacks,
+    )
+    if not progress:  # without bars Trainer prints every log dict; metrics.csv has them all
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def evaluate_shared(
+    model, processor, dataset, preset: Preset, progress: bool = True, desc: str = "evaluate"
+) -> dict:
+    """`evaluate` with `dataset` split between the processes; each gets the whole result.
+
+    Every process must call it. With one process it is `evaluate`.
+    """
+    state = distributed_state()
+    with state.split_between_processes(list(range(len(dataset)))) as mine:
+        part = evaluate(
+            model,
+            processor,
+            dataset.select(mine),
+            preset.eval_max_new_tokens,
+            preset.eval_batch_size,
+            progress and state.is_main_process,
+            desc,
+        )
+    # Shards are contiguous and gathered in process order: the records keep the dataset's.
+    return summarize(gather_object(part["records"]))
+
+
 def run(
     preset: str | Preset = "tiny",
     *,
@@ -360,6 +479,8 @@ def run(
     num_generations: int | None = None,
     batch_size: int | None = None,
     save_steps: int | None = None,
+    use_vllm: bool | None = None,
+    vllm_mode: str | None = None,
     output_dir: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -369,7 +490,9 @@ def run(
 ) -> dict:
     """Train with GRPO + LoRA and write the run folder; returns what eval.json holds.
 
-    The keyword settings left at None keep the preset's values.
+    The keyword settings left at None keep the preset's values. Under `accelerate launch`
+    every process trains and evaluates a share of the test split; only the main process
+    writes the folder, and every process returns the same result.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     overrides = {
@@ -378,61 +501,55 @@ def run(
         "batch_size": batch_size,
         "save_steps": save_steps,
         "max_steps": max_steps,
+        "use_vllm": use_vllm,
+        "vllm_mode": vllm_mode,
     }
     preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     if max_steps is not None:
         if max_steps <= 0:
             raise UsageError(f"--max-steps must be positive, got {max_steps}")
         preset = replace(preset, save_steps=min(preset.save_steps, max_steps))
+    state = distributed_state()
     # Before anything is loaded or written: a bad setting should cost no time and no folder.
-    check_preset(preset)
+    check_preset(preset, state.num_processes)
     output_dir = Path(output_dir or Path("runs") / preset.name)
     _check_output(output_dir, resume, overwrite)
     seed_everything(seed)
-    # Data first: its errors are the likelier ones, and cheaper to hit before a model loads.
-    train_set, test_set = load_data(preset, dataset or preset.dataset, seed)
-    base, processor = load_model(model or preset.model, preset, trust_remote_code)
+    # The main process goes first, so the others read the tiny model (or the download) from
+    # its cache instead of building it alongside. They wait for it past their folder check
+    # above, so the main process may then replace the folder.
+    with state.main_process_first():
+        # Data first: its errors are the likelier ones, and cheaper to hit before a model loads.
+        train_set, test_set = load_data(preset, dataset or preset.dataset, seed)
+        base, processor = load_model(model or preset.model, preset, trust_remote_code)
+    if preset.use_vllm and (vision := vision_lora_targets(base, lora_config(preset))):
+        raise UsageError(
+            f"--use-vllm cannot serve LoRA on the vision tower, and the preset's target_modules "
+            f"reach {vision[0]}; target language-model layers only"
+        )
     # Only now touch the folder: a run that fails to start leaves nothing behind.
-    _make_output(output_dir, overwrite)
+    if state.is_main_process:
+        _make_output(output_dir, overwrite)
     if not progress:
         os.environ["TQDM_DISABLE"] = "1"
 
-    before = evaluate(
-        base,
-        processor,
-        test_set,
-        preset.eval_max_new_tokens,
-        preset.eval_batch_size,
-        progress,
-        "evaluate before",
-    )
-    args = grpo_config(preset, output_dir, seed)
-    args.disable_tqdm = not progress
-    trainer = GRPOTrainer(
-        model=base,
-        reward_funcs=[format_reward, accuracy_reward],
-        args=args,
-        train_dataset=train_set,
-        processing_class=processor,
-        peft_config=lora_config(preset),
-        callbacks=[MetricsCallback(output_dir / "metrics.csv")],
+    # On the device it will train on: evaluating a GPU run's model on the CPU takes hours.
+    base.to(state.device)
+    before = evaluate_shared(base, processor, test_set, preset, progress, "evaluate before")
+    # Only the main process keeps metrics.csv: every process sees every log.
+    callbacks = [MetricsCallback(output_dir / "metrics.csv")] if state.is_main_process else []
+    trainer = build_trainer(
+        preset, base, processor, train_set, output_dir, seed, progress, callbacks
     )
     checkpoint = latest_checkpoint(output_dir) if resume else None
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_seconds = time.perf_counter() - start
-    trainer.model.save_pretrained(output_dir / "adapter")
-    processor.save_pretrained(output_dir / "adapter")
-
-    after = evaluate(
-        trainer.model,
-        processor,
-        test_set,
-        preset.eval_max_new_tokens,
-        preset.eval_batch_size,
-        progress,
-        "evaluate after",
-    )
+    # The Trainer saves from the main process only (and gathers ZeRO-3 shards first).
+    trainer.save_model(str(output_dir / "adapter"))
+    # With ZeRO-3 every process holds a shard: this gathers the weights for generation.
+    with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as trained:
+        after = evaluate_shared(trained, processor, test_set, preset, progress, "evaluate after")
     result = {
         "accuracy_before": before["accuracy"],
         "accuracy_after": after["accuracy"],
@@ -441,14 +558,16 @@ def run(
         "train_seconds": round(train_seconds, 1),
         "steps": trainer.state.global_step,
         "n_eval": after["n"],
+        "num_processes": trainer.accelerator.num_processes,
         "preset": preset.name,
         "model": model or preset.model or "tiny",
         "dataset": dataset or preset.dataset or "synthetic-colour",
         "seed": seed,
         "config": {k: v for k, v in asdict(preset).items() if k != "name"},
     }
-    (output_dir / "eval.json").write_text(json.dumps(result, indent=2))
-    from vlmgrpo.plots import plot_reward_curve
+    if trainer.accelerator.is_main_process:
+        (output_dir / "eval.json").write_text(json.dumps(result, indent=2))
+        from vlmgrpo.plots import plot_reward_curve
 
-    plot_reward_curve(output_dir / "metrics.csv", output_dir / "reward_curve.png")
+        plot_reward_curve(output_dir / "metrics.csv", output_dir / "reward_curve.png")
     return result
