@@ -58,7 +58,7 @@ def test_latest_checkpoint_skips_incomplete_ones(tmp_path, capsys):
 def test_metrics_drop_a_row_torn_by_a_kill(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text("step,loss,reward\n1,0.1,0.5\n2,0.2,0.6\n3,0.3")  # killed mid-row
-    callback = train.MetricsCallback(path)
+    callback = train.RunLog(path)
     state = SimpleNamespace(global_step=3)
     callback.on_train_begin(None, state, None)
     state.global_step = 4

@@ -120,7 +120,7 @@ def test_a_vision_target_is_caught(meta_3b):
 
 def test_gradient_checkpointing_trains_lora(tiny_model_dir, tmp_path):
     """PEFT + checkpointing fails with "does not require grad" unless inputs require grad."""
-    preset = replace(FAST, gradient_checkpointing=True, max_steps=1)
+    preset = replace(FAST, activation_checkpointing=True, max_steps=1)
     model, processor = train.load_model(tiny_model_dir, preset)
     train_set, _ = train.load_data(preset, None, seed=0)
     trainer = train.build_trainer(preset, model, processor, train_set, tmp_path, progress=False)

@@ -87,7 +87,7 @@ def test_unknown_preset_is_a_usage_error():
 
 def test_metrics_csv_keeps_each_step_once_on_resume(tmp_path):
     path = tmp_path / "metrics.csv"
-    callback = train.MetricsCallback(path)
+    callback = train.RunLog(path)
     state = SimpleNamespace(global_step=0)
     callback.on_train_begin(None, state, None)
     for step in range(1, 6):
@@ -95,7 +95,7 @@ def test_metrics_csv_keeps_each_step_once_on_resume(tmp_path):
         callback.on_log(None, state, None, logs={"loss": 0.1 * step, "reward": step})
     callback.on_log(None, state, None, logs={"train_loss": 1.0})  # the summary: not a step
     # A crash after step 5, resumed from the checkpoint of step 3.
-    resumed = train.MetricsCallback(path)
+    resumed = train.RunLog(path)
     state.global_step = 3
     resumed.on_train_begin(None, state, None)
     for step in range(4, 7):

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
-from vlmgrpo.utils import UsageError
+from vlmgrpo.utils import UsageError, quiet_known_warnings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,18 +26,59 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+# `vlmgrpo train` flags that override a preset field: (flag, field, type, help).
+TRAIN_SETTINGS = (
+    ("--max-steps", "max_steps", _positive_int, "stop after N optimizer steps"),
+    ("--learning-rate", "learning_rate", float, "LoRA learning rate"),
+    ("--num-generations", "num_generations", int, "completions per prompt, >= 2"),
+    ("--batch-size", "batch_size", _positive_int, "completions per device and step"),
+    (
+        "--gradient-accumulation-steps",
+        "grad_accum",
+        _positive_int,
+        "batches per optimizer step",
+    ),
+    ("--max-completion-length", "max_completion_length", _positive_int, "tokens per answer"),
+    ("--fraction", "fraction", _fraction, "share of a real dataset's rows used (first N %%)"),
+    ("--num-train-epochs", "num_train_epochs", float, "passes over the data (with no max steps)"),
+    ("--beta", "beta", float, "KL penalty coefficient; > 0 loads a reference model"),
+    ("--loss-type", "loss_type", str, "how token losses are averaged"),
+    ("--save-steps", "save_steps", _positive_int, "checkpoint every N steps"),
+    (
+        "--vllm-gpu-memory-utilization",
+        "vllm_gpu_memory_utilization",
+        float,
+        "colocated vLLM's share of each GPU",
+    ),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from vlmgrpo.train import PRESETS
+    from vlmgrpo.presets import LOSS_TYPES, PRESETS, defaults_help
 
     parser = _Parser(prog="vlmgrpo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def source_args(p):
-        p.add_argument("--preset", default="tiny", help=f"one of: {', '.join(PRESETS)}")
-        p.add_argument("--model", help="hub id or local folder (default: the preset's)")
-        p.add_argument("--dataset", help="hub id or local .parquet/.arrow/folder")
-        p.add_argument("--seed", type=int, default=42)
+    def source_args(p, run_help: str = ""):
+        p.add_argument(
+            "--preset",
+            default=None if run_help else "tiny",
+            help=f"one of: {', '.join(PRESETS)}" + run_help,
+        )
+        p.add_argument("--model", help="hub id or local folder (default: the preset's)" + run_help)
+        p.add_argument("--dataset", help="hub id or local .parquet/.arrow/folder" + run_help)
+        p.add_argument("--seed", type=int, default=None if run_help else 42, help=run_help[2:])
         p.add_argument(
             "--trust-remote-code",
             action="store_true",
@@ -45,16 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="GRPO + LoRA training; writes a run folder")
     source_args(t)
-    t.add_argument("--max-steps", type=_positive_int, help="stop after N optimizer steps")
     # Plain types here: `run` checks the values together (e.g. generations vs batch size).
-    t.add_argument("--learning-rate", type=float, help="(default: the preset's)")
-    t.add_argument("--num-generations", type=int, help="completions per prompt, >= 2")
-    t.add_argument("--batch-size", type=_positive_int, help="completions per device and step")
-    t.add_argument("--save-steps", type=_positive_int, help="checkpoint every N steps")
+    for flag, name, kind, text in TRAIN_SETTINGS:
+        extra = {"choices": LOSS_TYPES} if name == "loss_type" else {}
+        t.add_argument(
+            flag, dest=name, type=kind, help=f"{text} (default {defaults_help(name)})", **extra
+        )
     t.add_argument(
         "--use-vllm",
         action="store_true",
-        help="generate with vLLM (GPU only; pip install -e .[vllm])",
+        help="generate with vLLM (GPU only; the vLLM install profile, see the README)",
     )
     t.add_argument(
         "--vllm-mode",
@@ -64,15 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--output-dir", help="run folder (default: runs/PRESET)")
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--quiet", action="store_true", help="no progress bars, no log lines")
 
+    run_help = " (default: the run's, with --adapter RUN_DIR; else the preset's)"
     e = sub.add_parser("evaluate", help="greedy accuracy and format rate on the held-out split")
-    source_args(e)
-    e.add_argument("--adapter", help="a run folder or its adapter/ (default: the base model)")
+    e.add_argument("--adapter", help="a run folder (its settings are reused), or an adapter/")
+    source_args(e, run_help)
 
     g = sub.add_parser("generate", help="answer one image + question, with the reasoning")
-    source_args(g)
-    g.add_argument("--adapter", help="a run folder or its adapter/")
+    g.add_argument("--adapter", help="a run folder (its settings are reused), or an adapter/")
+    source_args(g, run_help)
     g.add_argument("--image", required=True, help="path of an image file")
     g.add_argument("--problem", required=True, help="the question to ask")
     g.add_argument("--max-new-tokens", type=_positive_int)
@@ -83,23 +126,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_with_adapter(args):
-    from vlmgrpo.train import get_preset, load_model
+def _adapter_folder(path: Path) -> Path:
+    """The LoRA adapter in a run folder (adapter/, else its newest checkpoint) or `path`."""
+    from vlmgrpo.train import latest_checkpoint
 
-    preset = get_preset(args.preset)
-    model, processor = load_model(args.model or preset.model, preset, args.trust_remote_code)
+    if (path / "adapter").is_dir():
+        return path / "adapter"
+    if not (path / "adapter_config.json").exists() and (found := latest_checkpoint(path)):
+        print(f"vlmgrpo: {path} has no final adapter yet; using {found.name}", file=sys.stderr)
+        return found
+    if not (path / "adapter_config.json").exists():
+        raise UsageError(
+            f"{path} holds no LoRA adapter (adapter_config.json); pass a run folder written by "
+            "`vlmgrpo train` or its adapter/ folder"
+        )
+    return path
+
+
+def _setting(args):
+    """(preset, model, dataset, seed, adapter folder) for evaluate/generate.
+
+    With --adapter RUN_DIR they come from the run's run.json; flags override them. A bare
+    adapter folder (no run.json) needs --preset or --model to know its base model.
+    """
+    from vlmgrpo.train import get_preset, read_run_file
+
+    record = {}
+    adapter = None
     if args.adapter:
+        path = Path(args.adapter)
+        if not path.is_dir():
+            raise UsageError(f"--adapter {path} is not a folder; pass a run folder")
+        try:
+            record = read_run_file(path)
+        except UsageError:
+            if args.preset is None and args.model is None:
+                raise  # nothing says which base model the adapter belongs to
+        adapter = _adapter_folder(path)
+    preset = get_preset(args.preset) if args.preset else record.get("preset", get_preset("tiny"))
+    model = args.model or (record["model"] if record else preset.model)
+    dataset = args.dataset or (record["dataset"] if record else preset.dataset)
+    seed = args.seed if args.seed is not None else record.get("seed", 42)
+    return preset, model, dataset, seed, adapter
+
+
+def _load_for_inference(args, setting):
+    """The model of `setting` with its adapter, on the best device, and its processor."""
+    from vlmgrpo.train import load_model
+    from vlmgrpo.utils import get_device
+
+    preset, model_source, _, _, adapter = setting
+    model, processor = load_model(model_source, preset, args.trust_remote_code)
+    if adapter is not None:
         from peft import PeftModel
 
-        path = Path(args.adapter)
-        path = path / "adapter" if (path / "adapter").is_dir() else path
-        if not (path / "adapter_config.json").exists():
-            raise UsageError(
-                f"{args.adapter} holds no LoRA adapter (adapter_config.json); pass a run "
-                "folder written by `vlmgrpo train` or its adapter/ folder"
-            )
-        model = PeftModel.from_pretrained(model, path)
-    return preset, model, processor
+        model = PeftModel.from_pretrained(model, adapter)
+    # Generation on the CPU of a GPU machine would take hours: CUDA, then MPS, then CPU.
+    return model.to(get_device()), processor
 
 
 def _train(args) -> None:
@@ -109,11 +192,6 @@ def _train(args) -> None:
         args.preset,
         model=args.model,
         dataset=args.dataset,
-        max_steps=args.max_steps,
-        learning_rate=args.learning_rate,
-        num_generations=args.num_generations,
-        batch_size=args.batch_size,
-        save_steps=args.save_steps,
         use_vllm=args.use_vllm or None,
         vllm_mode=args.vllm_mode,
         output_dir=args.output_dir,
@@ -122,6 +200,7 @@ def _train(args) -> None:
         seed=args.seed,
         progress=not args.quiet,
         trust_remote_code=args.trust_remote_code,
+        **{name: getattr(args, name) for _, name, _, _ in TRAIN_SETTINGS},
     )
     result.pop("config")
     if distributed_state().is_main_process:  # under `accelerate launch`: one report, not N
@@ -132,8 +211,9 @@ def _evaluate(args) -> None:
     from vlmgrpo.evaluate import evaluate
     from vlmgrpo.train import load_data
 
-    preset, model, processor = _load_with_adapter(args)
-    _, test_set = load_data(preset, args.dataset or preset.dataset, args.seed)
+    setting = preset, _, dataset, seed, _ = _setting(args)
+    _, test_set = load_data(preset, dataset, seed)  # data errors before the model loads
+    model, processor = _load_for_inference(args, setting)
     result = evaluate(
         model, processor, test_set, preset.eval_max_new_tokens, preset.eval_batch_size
     )
@@ -143,7 +223,7 @@ def _evaluate(args) -> None:
 def _generate(args) -> None:
     from PIL import Image, UnidentifiedImageError
 
-    from vlmgrpo.data import cap_image
+    from vlmgrpo.data import cap_image, check_aspect_ratio
     from vlmgrpo.evaluate import generate_with_reasoning
 
     try:
@@ -153,11 +233,14 @@ def _generate(args) -> None:
         raise UsageError(
             f"cannot read image {args.image} ({err}); pass a PNG or JPEG file"
         ) from err
-    preset, model, processor = _load_with_adapter(args)
+    setting = preset, *_ = _setting(args)
+    image = cap_image(image, preset.max_pixels)
+    check_aspect_ratio(image, args.image)
+    model, processor = _load_for_inference(args, setting)
     result = generate_with_reasoning(
         model,
         processor,
-        cap_image(image, preset.max_pixels),
+        image,
         args.problem,
         args.max_new_tokens or preset.eval_max_new_tokens,
     )
@@ -175,6 +258,7 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "generate": _generate, "make
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    quiet_known_warnings()
     try:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)

@@ -26,6 +26,8 @@ REQUIRED_COLUMNS = ("image", "problem", "solution")
 
 # Qwen2.5-VL sees 28x28 px per image token (14 px patches merged 2x2): never shrink below one.
 _MIN_SIDE = 28
+# Qwen2.5-VL's processor refuses images whose long side exceeds 200 x the short one.
+MAX_ASPECT_RATIO = 200
 _FILE_SUFFIXES = (".parquet", ".arrow")
 # `owner/name` or a bare canonical `name`; anything else that does not exist must be a bad path.
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
@@ -35,7 +37,12 @@ _LOCAL_HINT = (
 # datasets folds connection failures into a builtin ConnectionError; OfflineModeIsEnabled
 # subclasses it; the others can surface from downloads that fail after the first request.
 _OFFLINE_ERRORS = (ConnectionError, TimeoutError, LocalEntryNotFoundError, httpx.TransportError)
-_SKIP_REASONS = ("without a usable image", "with an empty problem", "with an empty solution")
+_SKIP_REASONS = (
+    "without a usable image",
+    "with an empty problem",
+    "with an empty solution",
+    f"with an image beyond {MAX_ASPECT_RATIO}:1",
+)
 _UNREADABLE_IMAGE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
 # Spelled out because a batch whose rows are all skipped has only None prompts to infer from.
 _PROMPT_FEATURE = datasets.List(
@@ -192,6 +199,24 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+class _TooThin(Exception):  # noqa: N818  (a row's skip reason, not an error to report)
+    """An image Qwen2.5-VL's processor would refuse: beyond MAX_ASPECT_RATIO:1."""
+
+
+def _aspect_ratio(image: Image.Image) -> float:
+    return max(image.size) / max(1, min(image.size))
+
+
+def check_aspect_ratio(image: Image.Image, name: str = "the image") -> None:
+    """Raise UsageError when Qwen2.5-VL's processor would refuse `image`'s aspect ratio."""
+    if _aspect_ratio(image) > MAX_ASPECT_RATIO:
+        width, height = image.size
+        raise UsageError(
+            f"{name} is {width} x {height} pixels, an aspect ratio beyond the "
+            f"{MAX_ASPECT_RATIO}:1 that Qwen2.5-VL's processor accepts; crop or pad it"
+        )
+
+
 def _open_capped(value: dict | None, max_pixels: int) -> dict | None:
     """The stored image `{"bytes", "path"}` as RGB within `max_pixels`, or None if unreadable."""
     if value is None or (value["bytes"] is None and value["path"] is None):
@@ -209,12 +234,17 @@ def _open_capped(value: dict | None, max_pixels: int) -> dict | None:
                 upright = image.getexif().get(ExifTags.Base.Orientation, 1) == 1
                 if upright and image.mode == "RGB" and image.width * image.height <= max_pixels:
                     image.load()  # decode fully, so corrupt data is caught here
+                    if _aspect_ratio(image) > MAX_ASPECT_RATIO:
+                        raise _TooThin
                     return value  # already fine: keep the original bytes, no lossy re-encode
                 capped = cap_image(
                     image if upright else ImageOps.exif_transpose(image), max_pixels
                 )
     except _UNREADABLE_IMAGE:
         return None
+    # Capping keeps both sides >= 28 px, which can change a thin image's ratio: check after.
+    if _aspect_ratio(capped) > MAX_ASPECT_RATIO:
+        raise _TooThin
     out = io.BytesIO()
     capped.save(out, format="PNG")
     return {"bytes": out.getvalue(), "path": None}
@@ -234,8 +264,11 @@ def _prepare_batch(batch: dict, max_pixels: int, system_prompt: str) -> dict:
         elif not isinstance(solution, str) or not gold_answer(solution):
             image, reason = None, _SKIP_REASONS[2]
         else:
-            image = _open_capped(image, max_pixels)
-            reason = "" if image is not None else _SKIP_REASONS[0]
+            try:
+                image = _open_capped(image, max_pixels)
+                reason = "" if image is not None else _SKIP_REASONS[0]
+            except _TooThin:
+                image, reason = None, _SKIP_REASONS[3]
         images.append(image)
         prompts.append(None if reason else build_conversation(problem, system_prompt))
         reasons.append(reason)

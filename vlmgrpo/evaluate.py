@@ -20,6 +20,23 @@ def _prompt_texts(processor, problems: list[str], system_prompt: str) -> list[st
     ]
 
 
+# Greedy decoding, whatever the model's generation_config says: hub models ship sampling
+# settings (Qwen2.5-VL-3B-Instruct: temperature 0.1, top-p 0.001, repetition penalty 1.05)
+# that `generate` would otherwise merge in. These are transformers' neutral values.
+GREEDY = {
+    "do_sample": False,
+    "num_beams": 1,
+    "temperature": 1.0,
+    "top_k": 50,
+    "top_p": 1.0,
+    "typical_p": 1.0,
+    "min_p": None,
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "length_penalty": 1.0,
+}
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -43,9 +60,7 @@ def generate(
         tokenizer.padding_side = side
     was_training = model.training
     model.eval()
-    out = model.generate(
-        **batch, max_new_tokens=max_new_tokens, do_sample=False, top_k=None, top_p=None
-    )
+    out = model.generate(**batch, **GREEDY, max_new_tokens=max_new_tokens)
     model.train(was_training)
     new = out[:, batch["input_ids"].shape[1] :]
     texts = tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -68,7 +83,8 @@ def evaluate(
     for start in tqdm(range(0, len(dataset), batch_size), desc=desc, disable=not progress):
         rows = dataset[start : start + batch_size]
         texts, _ = generate(model, processor, rows["image"], rows["problem"], max_new_tokens)
-        accuracy = accuracy_reward(texts, rows["solution"])
+        # The problem lists a multiple-choice question's options: the reward reads them.
+        accuracy = accuracy_reward(texts, rows["solution"], problem=rows["problem"])
         formats = format_reward(texts)
         for text, sol, acc, fmt in zip(texts, rows["solution"], accuracy, formats, strict=True):
             records.append({"completion": text, "solution": sol, "accuracy": acc, "format": fmt})

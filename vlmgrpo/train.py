@@ -1,29 +1,19 @@
 """Presets -> GRPOConfig -> TRL's GRPOTrainer with LoRA, and the run folder it leaves.
 
-The presets share one code path (`run`), so the CPU default and the article's GPU recipe
-differ only in numbers:
-
-* ``tiny`` (default): the offline tiny Qwen2.5-VL (`vlmgrpo.tiny`) on the synthetic colour
-  task (`vlmgrpo.synthetic`), on a CPU in minutes.
-* ``qwen2.5-vl-3b``: the article's recipe, Qwen/Qwen2.5-VL-3B-Instruct on
-  lmms-lab/multimodal-open-r1-8k-verified (first 5 %, 80/20 split, seed 42), LoRA r=8,
-  alpha=32, dropout 0.1 on q_proj/v_proj, learning rate 1e-5, 2 generations per prompt,
-  batch 2, 1024 completion tokens, bf16, one epoch. Corrected for TRL 1.16: prompts are
-  conversational, there is no ``max_prompt_length`` (image size is capped instead, so no
-  image token is ever cut), and nothing is pushed to the hub unless asked::
-
-      vlmgrpo train --preset qwen2.5-vl-3b
-
-* ``qwen2.5-vl-3b-24gb``: the same recipe fitted to a 24 GB card (see its comment).
+The presets (`vlmgrpo.presets`) share one code path (`run`), so the CPU default and the
+article's GPU recipe differ only in numbers.
 
 The same command runs on several GPUs under ``accelerate launch`` (configs in ``configs/``):
 every process trains and evaluates its share of the held-out split; only the main process
-writes the run folder and prints. ``--use-vllm`` generates with vLLM (``pip install -e
-.[vllm]``), colocated on the training GPUs unless ``--vllm-mode server`` is given.
+writes the run folder and prints. ``--use-vllm`` generates with vLLM (the vLLM install
+profile, see the README), colocated on the training GPUs unless ``--vllm-mode server`` is
+given.
 
-A run folder holds ``metrics.csv`` (one row per logging step), TensorBoard events under
-``runs/``, ``checkpoint-*``, the final LoRA ``adapter/``, ``reward_curve.png`` and
-``eval.json`` (accuracy and format rate before and after GRPO).
+A run folder holds ``run.json`` (what the run was started with: model, dataset, preset,
+seed, settings; `vlmgrpo evaluate/generate --adapter DIR` read it), ``metrics.csv`` (one row
+per logging step, the last step always included), TensorBoard events under ``runs/``,
+``checkpoint-*``, the final LoRA ``adapter/``, ``reward_curve.png`` and ``eval.json``
+(accuracy and format rate before and after GRPO).
 """
 
 from __future__ import annotations
@@ -36,7 +26,7 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, fields, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,6 +35,7 @@ from accelerate import PartialState
 from accelerate.utils import gather_object, parse_flag_from_env
 from peft import LoraConfig
 from peft.tuners.tuners_utils import check_target_module_exists
+from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
@@ -53,118 +44,24 @@ from trl.models import unwrap_model_for_generation
 
 from vlmgrpo import data, synthetic, tiny
 from vlmgrpo.evaluate import evaluate, summarize
+from vlmgrpo.presets import (  # noqa: F401  (re-exported: the recipes used to live here)
+    GPU_PRESETS,
+    LM_LINEAR,
+    LOSS_TYPES,
+    PRESETS,
+    Preset,
+    get_preset,
+)
 from vlmgrpo.rewards import accuracy_reward, format_reward
 from vlmgrpo.utils import UsageError, seed_everything
 
-# LoRA on every linear layer of the language model, none in the vision tower.
-LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 # What `run` and the Trainer write into a run folder; --overwrite deletes nothing else.
 _RUN_ENTRIES = re.compile(
-    r"metrics\.csv|metrics\.tmp|eval\.json|reward_curve\.png|README\.md|adapter|runs"
+    r"metrics\.csv|metrics\.tmp|eval\.json|run\.json|reward_curve\.png|README\.md|adapter|runs"
     r"|checkpoint-\d+"
 )
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Everything a run needs besides its output folder and seed."""
-
-    name: str
-    model: str | None = None  # hub id or folder; None builds the tiny model
-    dataset: str | None = None  # hub id or path; None generates the synthetic task
-    fraction: float = 0.05
-    test_size: float = 0.2
-    n_train: int = 2000  # synthetic task only
-    n_test: int = 120  # synthetic task only
-    max_pixels: int = 256 * 28 * 28
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    target_modules: list[str] | str = field(default_factory=lambda: ["q_proj", "v_proj"])
-    learning_rate: float = 1e-5
-    num_generations: int = 2
-    batch_size: int = 2
-    grad_accum: int = 1
-    max_completion_length: int = 1024
-    max_steps: int = -1
-    num_train_epochs: float = 1.0
-    temperature: float = 1.0
-    top_k: int = 0
-    beta: float = 0.0
-    loss_type: str = "dapo"
-    importance_sampling_level: str = "token"  # "sequence" is GSPO
-    scale_rewards: str = "group"
-    logging_steps: int = 10
-    save_steps: int = 10
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    use_vllm: bool = False
-    vllm_mode: str = "colocate"  # vLLM shares the training GPUs; "server": `trl vllm-serve`
-    eval_batch_size: int = 8
-    eval_max_new_tokens: int = 1024
-
-
-PRESETS = {
-    "tiny": Preset(
-        name="tiny",
-        fraction=1.0,  # a dataset passed with the tiny preset is used whole
-        n_train=2000,
-        n_test=120,
-        max_pixels=synthetic.IMAGE_SIZE**2,
-        lora_r=16,
-        lora_alpha=32,
-        lora_dropout=0.0,
-        target_modules=LM_LINEAR,
-        learning_rate=3e-3,
-        num_generations=8,
-        batch_size=48,
-        # The correct completion is 16 tokens long; leave room without paying for much more.
-        max_completion_length=24,
-        max_steps=80,
-        # Sampling from the whole vocabulary lets a tiny model spell junk; top-k keeps the
-        # group's answers among the plausible ones.
-        top_k=5,
-        logging_steps=1,
-        save_steps=20,
-        eval_batch_size=40,
-        eval_max_new_tokens=24,
-    ),
-    "qwen2.5-vl-3b": Preset(
-        name="qwen2.5-vl-3b",
-        model="Qwen/Qwen2.5-VL-3B-Instruct",
-        dataset="lmms-lab/multimodal-open-r1-8k-verified",
-        bf16=True,
-    ),
-    # The article's recipe fitted to one 24 GB card (RTX 3090/4090, A5000). A reasoned guess,
-    # not yet measured on such a card (`benchmarks/bench_train.py` measures it). The bf16
-    # weights take 7.5 GB and LoRA's optimizer state almost nothing; what grows is activations
-    # and logits, in proportion to the sequence length (image tokens + prompt + completion)
-    # times the completions per step. So: images capped at 128 x 28 x 28 pixels (128 image
-    # tokens), 512 completion tokens, and gradient checkpointing (TRL 1.16 then calls
-    # `enable_input_require_grads` on the PEFT model itself), which leaves room for 4
-    # completions per prompt instead of 2, a clearer group advantage. No 4-bit: unmeasured.
-    "qwen2.5-vl-3b-24gb": Preset(
-        name="qwen2.5-vl-3b-24gb",
-        model="Qwen/Qwen2.5-VL-3B-Instruct",
-        dataset="lmms-lab/multimodal-open-r1-8k-verified",
-        max_pixels=128 * 28 * 28,
-        num_generations=4,
-        batch_size=4,
-        max_completion_length=512,
-        bf16=True,
-        gradient_checkpointing=True,
-        eval_batch_size=4,
-        eval_max_new_tokens=512,
-    ),
-}
-
-
-def get_preset(name: str) -> Preset:
-    """The named preset, or a one-line error listing the known ones."""
-    if name not in PRESETS:
-        raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return PRESETS[name]
+RUN_FILE = "run.json"  # what a run was started with: evaluate/generate read it back
 
 
 def distributed_state() -> PartialState:
@@ -213,12 +110,32 @@ def check_preset(preset: Preset, num_processes: int | None = None) -> None:
         raise UsageError(f"--max-steps must be positive, got {preset.max_steps}")
     if preset.save_steps < 1:
         raise UsageError(f"--save-steps must be positive, got {preset.save_steps}")
+    if not 0 < preset.fraction <= 1:
+        raise UsageError(f"--fraction must be in (0, 1], got {preset.fraction}; 0.05 is 5 %")
+    if not (math.isfinite(preset.num_train_epochs) and preset.num_train_epochs > 0):
+        raise UsageError(f"--num-train-epochs must be positive, got {preset.num_train_epochs}")
+    if preset.max_completion_length < 1:
+        raise UsageError(
+            f"--max-completion-length must be positive, got {preset.max_completion_length}"
+        )
+    if not (math.isfinite(preset.beta) and preset.beta >= 0):
+        raise UsageError(f"--beta must be 0 or a positive number, got {preset.beta}")
+    if preset.loss_type not in LOSS_TYPES:
+        raise UsageError(
+            f"unknown --loss-type {preset.loss_type!r}; choose one of: {', '.join(LOSS_TYPES)}"
+        )
+    if not 0 < preset.vllm_gpu_memory_utilization <= 1:
+        raise UsageError(
+            "--vllm-gpu-memory-utilization is vLLM's share of each GPU, in (0, 1]; got "
+            f"{preset.vllm_gpu_memory_utilization}"
+        )
     if preset.vllm_mode not in ("colocate", "server"):
         raise UsageError(f"--vllm-mode must be colocate or server, got {preset.vllm_mode!r}")
     if preset.use_vllm and not is_vllm_available():
         raise UsageError(
-            "--use-vllm needs vLLM, which is not installed; on a GPU machine run "
-            "`pip install -e .[vllm]`, or train without --use-vllm"
+            "--use-vllm needs vLLM, which is not installed; on a GPU machine install the vLLM "
+            "profile (`pip install -e .[vllm] -c constraints/vllm.txt`), or train without "
+            "--use-vllm"
         )
 
 
@@ -229,6 +146,26 @@ def vision_lora_targets(model, lora: LoraConfig) -> list[str]:
         for name, _ in model.named_modules()
         if "visual" in name.split(".") and check_target_module_exists(lora, name)
     ]
+
+
+def run_dtype(preset: Preset) -> torch.dtype:
+    """bf16 when the preset asks for it and a CUDA GPU is there; float32 otherwise.
+
+    CPUs (and Apple's MPS) compute bf16 slowly or partly; the numbers of a rehearsal on the
+    CPU are then those of float32, which only makes them more exact.
+    """
+    return torch.bfloat16 if preset.bf16 and torch.cuda.is_available() else torch.float32
+
+
+def warn_if_no_gpu(preset: Preset) -> None:
+    """One stderr line when a GPU preset starts without CUDA: it runs, slowly."""
+    if preset.name in GPU_PRESETS and not torch.cuda.is_available():
+        print(
+            f"vlmgrpo: no CUDA GPU found: the {preset.name} preset runs on the CPU in float32, "
+            f"which takes hours per step with the 3B model (fine for a rehearsal with a small "
+            f"--model)",
+            file=sys.stderr,
+        )
 
 
 def load_model(source: str | None, preset: Preset, trust_remote_code: bool = False):
@@ -244,7 +181,7 @@ def load_model(source: str | None, preset: Preset, trust_remote_code: bool = Fal
         raise UsageError(
             f"model {source} is neither an existing folder nor a hub id like owner/name"
         )
-    dtype = torch.bfloat16 if preset.bf16 else torch.float32
+    dtype = run_dtype(preset)
     try:
         model = AutoModelForImageTextToText.from_pretrained(
             source, dtype=dtype, trust_remote_code=trust_remote_code
@@ -303,10 +240,15 @@ def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOC
         logging_steps=preset.logging_steps,
         save_strategy="steps",
         save_steps=preset.save_steps,
+        epsilon=preset.epsilon,
+        logging_first_step=True,  # a smoke run shows its first step at once
         bf16=preset.bf16 and cuda,
-        gradient_checkpointing=preset.gradient_checkpointing,
+        # The new name: `gradient_checkpointing` is a deprecated alias (a FutureWarning).
+        activation_checkpointing=preset.activation_checkpointing,
         use_vllm=preset.use_vllm,
         vllm_mode=preset.vllm_mode,
+        vllm_gpu_memory_utilization=preset.vllm_gpu_memory_utilization,
+        vllm_max_model_length=preset.vllm_max_model_length,
         remove_unused_columns=False,  # the rewards read the `solution` column
         report_to=["tensorboard"],
         push_to_hub=False,
@@ -316,15 +258,31 @@ def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOC
     )
 
 
-class MetricsCallback(TrainerCallback):
-    """Appends every training log to metrics.csv, with the seconds per step since the last one.
+class LogFinalStep(TrainerCallback):
+    """Log the last step too, so a run shorter than its logging interval still has metrics.
 
-    On resume, rows past the checkpoint's step are dropped first, so each step appears once.
+    Every process needs it: logging gathers the loss across processes.
     """
 
-    def __init__(self, path: str | Path):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_log = True
+
+
+class RunLog(TrainerCallback):
+    """Each training log: a row of metrics.csv and, with `progress`, one compact line.
+
+    The line (step, reward per function, reward std, completion length, seconds per step)
+    stays readable on a terminal over ssh, under a progress bar; metrics.csv and TensorBoard
+    keep every column. On resume, rows past the checkpoint's step are dropped first, so each
+    step appears once.
+    """
+
+    def __init__(self, path: str | Path, progress: bool = False):
         self.path = Path(path)
+        self.progress = progress
         self.columns: list[str] | None = None
+        self.bar = None
         self._tick = time.perf_counter()
         self._step = 0
 
@@ -336,6 +294,12 @@ class MetricsCallback(TrainerCallback):
             self.columns = list(rows[0])
             _write_csv(self.path, self.columns, kept)
         self._tick, self._step = time.perf_counter(), state.global_step
+        if self.progress:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="GRPO steps")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs:  # the final summary log has train_loss instead
@@ -349,6 +313,29 @@ class MetricsCallback(TrainerCallback):
             _write_csv(self.path, self.columns, [])
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
+        if self.bar is not None:
+            self.bar.write(log_line(row, state.max_steps))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def log_line(row: dict, max_steps: int) -> str:
+    """One training log as a short line: step, rewards, reward std, length, seconds per step."""
+    rewards = [
+        f"{key.split('/')[1].removesuffix('_reward')} {value:.2f}"
+        for key, value in row.items()
+        if key.startswith("rewards/") and key.endswith("/mean")
+    ]
+    parts = [f"step {row['step']}/{max_steps}", " ".join(rewards)]
+    if "reward_std" in row:
+        parts.append(f"reward std {row['reward_std']:.2f}")
+    if "completions/mean_length" in row:
+        parts.append(f"length {row['completions/mean_length']:.0f}")
+    parts.append(f"{row['step_seconds']:.1f} s/step")
+    return " | ".join(p for p in parts if p)
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -430,9 +417,18 @@ def build_trainer(
     progress: bool = True,
     callbacks: list[TrainerCallback] | None = None,
 ) -> GRPOTrainer:
-    """TRL's GRPOTrainer with the preset's GRPOConfig, LoRA adapter and the two rewards."""
+    """TRL's GRPOTrainer with the preset's GRPOConfig, LoRA adapter and the two rewards.
+
+    The main process keeps `output_dir`/metrics.csv (every process sees every log) and, with
+    `progress`, shows a progress bar with a short line per log.
+    """
     args = grpo_config(preset, output_dir, seed)
-    args.disable_tqdm = not progress
+    # Trainer's own bar prints every log dict (or a table in notebooks); `RunLog` has the bar
+    # and a short line per log, so keep Trainer quiet.
+    args.disable_tqdm = True
+    log = [RunLog(Path(output_dir) / "metrics.csv", progress)]
+    if not distributed_state().is_main_process:
+        log = []
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[format_reward, accuracy_reward],
@@ -440,10 +436,9 @@ def build_trainer(
         train_dataset=train_set,
         processing_class=processor,
         peft_config=lora_config(preset),
-        callbacks=callbacks,
+        callbacks=[LogFinalStep(), *log, *(callbacks or [])],
     )
-    if not progress:  # without bars Trainer prints every log dict; metrics.csv has them all
-        trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(PrinterCallback)  # it would print every log dict
     return trainer
 
 
@@ -469,59 +464,96 @@ def evaluate_shared(
     return summarize(gather_object(part["records"]))
 
 
+def apply_settings(preset: Preset, **settings) -> Preset:
+    """`preset` with the given fields replaced; those left at None keep the preset's value."""
+    names = {f.name for f in fields(Preset)} - {"name"}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise TypeError(f"not a preset setting: {', '.join(unknown)}")
+    preset = replace(preset, **{k: v for k, v in settings.items() if v is not None})
+    if settings.get("max_steps") is not None:
+        if settings["max_steps"] <= 0:
+            raise UsageError(f"--max-steps must be positive, got {settings['max_steps']}")
+        # A short run still checkpoints, and logs, its last step.
+        preset = replace(preset, save_steps=min(preset.save_steps, settings["max_steps"]))
+    return preset
+
+
+def _source(value: str | None) -> str | None:
+    """A model or dataset source as a run folder records it: local paths made absolute."""
+    if value is None or not Path(value).expanduser().exists():
+        return value
+    return str(Path(value).expanduser().resolve())
+
+
+def write_run_file(output_dir: Path, preset: Preset, model, dataset, seed: int) -> None:
+    """run.json: what `evaluate`/`generate --adapter DIR` need to rebuild the run's setting."""
+    record = {
+        "preset": preset.name,
+        "model": _source(model),  # None: the tiny model
+        "dataset": _source(dataset),  # None: the synthetic colour task
+        "seed": seed,
+        "config": {k: v for k, v in asdict(preset).items() if k != "name"},
+    }
+    (output_dir / RUN_FILE).write_text(json.dumps(record, indent=2))
+
+
+def read_run_file(run_dir: str | Path) -> dict:
+    """A run folder's run.json, with its settings as a `Preset` under "preset"; or UsageError.
+
+    `run_dir` may be the run folder, its adapter/ or one of its checkpoint-N folders.
+    """
+    path = Path(run_dir)
+    for folder in (path, path.parent):
+        if (folder / RUN_FILE).is_file():
+            record = json.loads((folder / RUN_FILE).read_text())
+            known = {f.name for f in fields(Preset)}
+            config = {k: v for k, v in record["config"].items() if k in known}
+            return {**record, "run_dir": folder, "preset": Preset(name=record["preset"], **config)}
+    raise UsageError(
+        f"{run_dir} is not a run folder (no {RUN_FILE}); pass a folder written by "
+        "`vlmgrpo train`, or --adapter with --preset and --model for a bare adapter"
+    )
+
+
 def run(
     preset: str | Preset = "tiny",
     *,
     model: str | None = None,
     dataset: str | None = None,
-    max_steps: int | None = None,
-    learning_rate: float | None = None,
-    num_generations: int | None = None,
-    batch_size: int | None = None,
-    save_steps: int | None = None,
-    use_vllm: bool | None = None,
-    vllm_mode: str | None = None,
     output_dir: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
     seed: int = 42,
     progress: bool = True,
     trust_remote_code: bool = False,
+    **settings,
 ) -> dict:
     """Train with GRPO + LoRA and write the run folder; returns what eval.json holds.
 
-    The keyword settings left at None keep the preset's values. Under `accelerate launch`
-    every process trains and evaluates a share of the test split; only the main process
-    writes the folder, and every process returns the same result.
+    `settings` are `Preset` fields (max_steps, learning_rate, beta, ...); those left at None
+    keep the preset's values. Under `accelerate launch` every process trains and evaluates a
+    share of the test split; only the main process writes the folder, and every process
+    returns the same result.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
-    overrides = {
-        "learning_rate": learning_rate,
-        "num_generations": num_generations,
-        "batch_size": batch_size,
-        "save_steps": save_steps,
-        "max_steps": max_steps,
-        "use_vllm": use_vllm,
-        "vllm_mode": vllm_mode,
-    }
-    preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
-    if max_steps is not None:
-        if max_steps <= 0:
-            raise UsageError(f"--max-steps must be positive, got {max_steps}")
-        preset = replace(preset, save_steps=min(preset.save_steps, max_steps))
+    preset = apply_settings(preset, **settings)
     state = distributed_state()
     # Before anything is loaded or written: a bad setting should cost no time and no folder.
     check_preset(preset, state.num_processes)
     output_dir = Path(output_dir or Path("runs") / preset.name)
     _check_output(output_dir, resume, overwrite)
+    if state.is_main_process:
+        warn_if_no_gpu(preset)
     seed_everything(seed)
+    model, dataset = model or preset.model, dataset or preset.dataset
     # The main process goes first, so the others read the tiny model (or the download) from
     # its cache instead of building it alongside. They wait for it past their folder check
     # above, so the main process may then replace the folder.
     with state.main_process_first():
         # Data first: its errors are the likelier ones, and cheaper to hit before a model loads.
-        train_set, test_set = load_data(preset, dataset or preset.dataset, seed)
-        base, processor = load_model(model or preset.model, preset, trust_remote_code)
+        train_set, test_set = load_data(preset, dataset, seed)
+        base, processor = load_model(model, preset, trust_remote_code)
     if preset.use_vllm and (vision := vision_lora_targets(base, lora_config(preset))):
         raise UsageError(
             f"--use-vllm cannot serve LoRA on the vision tower, and the preset's target_modules "
@@ -530,17 +562,14 @@ def run(
     # Only now touch the folder: a run that fails to start leaves nothing behind.
     if state.is_main_process:
         _make_output(output_dir, overwrite)
+        write_run_file(output_dir, preset, model, dataset, seed)
     if not progress:
         os.environ["TQDM_DISABLE"] = "1"
 
     # On the device it will train on: evaluating a GPU run's model on the CPU takes hours.
     base.to(state.device)
     before = evaluate_shared(base, processor, test_set, preset, progress, "evaluate before")
-    # Only the main process keeps metrics.csv: every process sees every log.
-    callbacks = [MetricsCallback(output_dir / "metrics.csv")] if state.is_main_process else []
-    trainer = build_trainer(
-        preset, base, processor, train_set, output_dir, seed, progress, callbacks
-    )
+    trainer = build_trainer(preset, base, processor, train_set, output_dir, seed, progress)
     checkpoint = latest_checkpoint(output_dir) if resume else None
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -560,14 +589,16 @@ def run(
         "n_eval": after["n"],
         "num_processes": trainer.accelerator.num_processes,
         "preset": preset.name,
-        "model": model or preset.model or "tiny",
-        "dataset": dataset or preset.dataset or "synthetic-colour",
+        "model": model or "tiny",
+        "dataset": dataset or "synthetic-colour",
         "seed": seed,
         "config": {k: v for k, v in asdict(preset).items() if k != "name"},
     }
     if trainer.accelerator.is_main_process:
         (output_dir / "eval.json").write_text(json.dumps(result, indent=2))
-        from vlmgrpo.plots import plot_reward_curve
+        metrics = output_dir / "metrics.csv"
+        if metrics.exists():  # absent only when a finished run is resumed: no step to log
+            from vlmgrpo.plots import plot_reward_curve
 
-        plot_reward_curve(output_dir / "metrics.csv", output_dir / "reward_curve.png")
+            plot_reward_curve(metrics, output_dir / "reward_curve.png")
     return result

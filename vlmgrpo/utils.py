@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -28,3 +29,15 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+# Warnings raised by libraries about their own use of a deprecated name, with nothing for the
+# user to change: TRL 1.16 (`unwrap_model_for_generation`) and peft 0.21 (`PeftModel`) read
+# `is_gradient_checkpointing`, which transformers 5.24 renamed. The one place they are hidden.
+KNOWN_LIBRARY_WARNINGS = ((FutureWarning, r"`is_gradient_checkpointing` is deprecated"),)
+
+
+def quiet_known_warnings() -> None:
+    """Hide `KNOWN_LIBRARY_WARNINGS` (called by the CLI; importing changes nothing)."""
+    for category, message in KNOWN_LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)

@@ -1,0 +1,185 @@
+"""The recipes: every number a run needs, per preset, with TRL 1.16's defaults written out.
+
+* ``tiny`` (default): the offline tiny Qwen2.5-VL (`vlmgrpo.tiny`) on the synthetic colour
+  task (`vlmgrpo.synthetic`), on a CPU in minutes.
+* ``qwen2.5-vl-3b``: the article's recipe, Qwen/Qwen2.5-VL-3B-Instruct on
+  lmms-lab/multimodal-open-r1-8k-verified, for a 40-80 GB card (A100, H100)::
+
+      vlmgrpo train --preset qwen2.5-vl-3b
+
+* ``qwen2.5-vl-3b-24gb``: the same recipe fitted to one 24 GB card (RTX 3090/4090, A5000).
+
+The article's numbers, and what TRL 1.16 adds where the article says nothing:
+
+=============================  ===========================  ==================================
+setting                        the article                  here (TRL 1.16 default unless *)
+=============================  ===========================  ==================================
+data                           ``train[:5%]``, 80/20 split  same, seed 42
+LoRA                           r=8, alpha=32, dropout 0.1,  same
+                               ``q_proj``/``v_proj``
+learning rate                  1e-5                         same
+completions per prompt         2                            same (4 on the 24 GB preset*)
+prompts per device and step    batch 2 (1 prompt)           same
+completion tokens              1024                         same (512 on the 24 GB preset*)
+prompt length                  ``max_prompt_length``        gone in TRL 1.16; images capped
+                                                            at 256 x 28 x 28 pixels instead*
+precision                      bf16                         bf16 (fp32 on a CPU*)
+epochs                         1                            1
+KL coefficient beta            not set (TRL's then: 0.04)   0.0: no reference model
+loss                           not set (TRL's then)         "dapo": token-level, no length bias
+reward scaling                 by the group's std           ``scale_rewards="group"``
+clip epsilon                   0.2                          0.2 (``epsilon_high`` = epsilon)
+sampling temperature           1.0                          1.0, top-p 1.0, no top-k
+=============================  ===========================  ==================================
+
+Each of these is a `Preset` field, and the CLI flags of `vlmgrpo train` override the ones a
+renter changes most (``--help`` shows every preset's default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vlmgrpo import synthetic
+from vlmgrpo.utils import UsageError
+
+# LoRA on every linear layer of the language model, none in the vision tower.
+LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+QWEN_3B = "Qwen/Qwen2.5-VL-3B-Instruct"
+ARTICLE_DATASET = "lmms-lab/multimodal-open-r1-8k-verified"
+# TRL 1.16's loss types that work at the token level ("luspo" needs sequence level, GSPO's).
+LOSS_TYPES = ("dapo", "grpo", "bnpo", "dr_grpo", "cispo", "sapo", "vespo")
+# Qwen2.5-VL: 14-px patches merged 2 x 2, so one image token per 28 x 28 pixels.
+PIXELS_PER_IMAGE_TOKEN = 28 * 28
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a run needs besides its output folder and seed."""
+
+    name: str
+    model: str | None = None  # hub id or folder; None builds the tiny model
+    dataset: str | None = None  # hub id or path; None generates the synthetic task
+    fraction: float = 0.05
+    test_size: float = 0.2
+    n_train: int = 2000  # synthetic task only
+    n_test: int = 120  # synthetic task only
+    max_pixels: int = 256 * PIXELS_PER_IMAGE_TOKEN
+    # Text tokens a prompt may take (system prompt + question), for sizing vLLM's context.
+    prompt_text_tokens: int = 512
+    lora_r: int = 8
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    target_modules: list[str] | str = field(default_factory=lambda: ["q_proj", "v_proj"])
+    learning_rate: float = 1e-5
+    num_generations: int = 2
+    batch_size: int = 2
+    grad_accum: int = 1
+    max_completion_length: int = 1024
+    max_steps: int = -1
+    num_train_epochs: float = 1.0
+    temperature: float = 1.0
+    top_k: int = 0
+    beta: float = 0.0
+    loss_type: str = "dapo"
+    importance_sampling_level: str = "token"  # "sequence" is GSPO
+    scale_rewards: str = "group"
+    epsilon: float = 0.2
+    logging_steps: int = 10
+    save_steps: int = 10
+    bf16: bool = False
+    activation_checkpointing: bool = False
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"  # vLLM shares the training GPUs; "server": `trl vllm-serve`
+    vllm_gpu_memory_utilization: float = 0.3  # colocate: vLLM's share of each GPU
+    eval_batch_size: int = 8
+    eval_max_new_tokens: int = 1024
+
+    @property
+    def vllm_max_model_length(self) -> int:
+        """vLLM's context: image tokens + prompt text + completion, rounded up to 256.
+
+        Left unset, vLLM sizes its KV cache for the model's full context (128k tokens for
+        Qwen2.5-VL), far more than one of these sequences needs.
+        """
+        image_tokens = self.max_pixels // PIXELS_PER_IMAGE_TOKEN + 2  # + vision start/end
+        total = image_tokens + self.prompt_text_tokens + self.max_completion_length
+        return -(-total // 256) * 256
+
+
+PRESETS = {
+    "tiny": Preset(
+        name="tiny",
+        fraction=1.0,  # a dataset passed with the tiny preset is used whole
+        n_train=2000,
+        n_test=120,
+        max_pixels=synthetic.IMAGE_SIZE**2,
+        lora_r=16,
+        lora_alpha=32,
+        lora_dropout=0.0,
+        target_modules=LM_LINEAR,
+        learning_rate=3e-3,
+        num_generations=8,
+        batch_size=48,
+        # The correct completion is 16 tokens long; leave room without paying for much more.
+        max_completion_length=24,
+        max_steps=80,
+        # Sampling from the whole vocabulary lets a tiny model spell junk; top-k keeps the
+        # group's answers among the plausible ones.
+        top_k=5,
+        logging_steps=1,
+        save_steps=20,
+        eval_batch_size=40,
+        eval_max_new_tokens=24,
+    ),
+    # The article's recipe. On an 80 GB card vLLM's default share (0.3 = 24 GB) holds the
+    # 7.5 GB of weights and a KV cache for hundreds of 2,048-token sequences.
+    "qwen2.5-vl-3b": Preset(
+        name="qwen2.5-vl-3b",
+        model=QWEN_3B,
+        dataset=ARTICLE_DATASET,
+        bf16=True,
+    ),
+    # The article's recipe fitted to one 24 GB card, from these figures:
+    # - bf16 weights: 3.75 B parameters x 2 bytes = 7.5 GB, held once by training (LoRA's
+    #   optimizer state is ~2 M parameters: nothing) and once more by a colocated vLLM.
+    # - What grows is activations and logits, in proportion to the sequence length (image
+    #   tokens + prompt + completion) times the completions per step: images capped at
+    #   128 x 28 x 28 pixels (128 image tokens), 512 completion tokens, and activation
+    #   checkpointing (TRL 1.16 then calls `enable_input_require_grads` on the PEFT model)
+    #   leave room for 4 completions per prompt instead of 2, a clearer group advantage.
+    # - vLLM (--use-vllm): its KV cache costs 2 (K, V) x 36 layers x 2 KV heads x 128 dims
+    #   x 2 bytes = 36 KiB per token, so one 1,280-token sequence (`vllm_max_model_length`:
+    #   130 image + 512 prompt + 512 completion tokens, rounded up) needs 46 MB, and the 4
+    #   of a step 0.2 GB. TRL's default share, 0.3 x 24 GB = 7.2 GB, is less than the
+    #   weights alone; 0.45 (10.8 GB) holds the weights, ~2 GB of vLLM's activations and CUDA
+    #   graphs, and a KV cache for ~25 such sequences, leaving 13 GB for training.
+    # No 4-bit: unmeasured.
+    "qwen2.5-vl-3b-24gb": Preset(
+        name="qwen2.5-vl-3b-24gb",
+        model=QWEN_3B,
+        dataset=ARTICLE_DATASET,
+        max_pixels=128 * PIXELS_PER_IMAGE_TOKEN,
+        num_generations=4,
+        batch_size=4,
+        max_completion_length=512,
+        bf16=True,
+        activation_checkpointing=True,
+        vllm_gpu_memory_utilization=0.45,
+        eval_batch_size=4,
+        eval_max_new_tokens=512,
+    ),
+}
+GPU_PRESETS = tuple(name for name, preset in PRESETS.items() if preset.bf16)
+
+
+def get_preset(name: str) -> Preset:
+    """The named preset, or a one-line error listing the known ones."""
+    if name not in PRESETS:
+        raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def defaults_help(setting: str) -> str:
+    """Each preset's value of `setting`, for a CLI flag's help: "tiny: 24, qwen2.5-vl-3b: …"."""
+    return ", ".join(f"{name}: {getattr(p, setting)}" for name, p in PRESETS.items())
