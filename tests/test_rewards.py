@@ -199,6 +199,11 @@ def test_message_list_completions() -> None:
         "<think>a</think><answer>$99999999!$</answer>",  # sympy's verify times out
         r"<think>a</think><answer>$\Gamma(99999999)$</answer>",  # its parse times out
         "<think>a</think><answer>$" + "(" * 30 + "x" + ")" * 30 + "$</answer>",
+        # Bare LaTeX is parsed as LaTeX too, so the same answers without `$` stay cheap.
+        "<think>a</think><answer>9^9^9^9</answer>",
+        "<think>a</think><answer>9^{9^{9^{9}}}</answer>",
+        "<think>a</think><answer>99999999!</answer>",
+        "<think>a</think><answer>" + "{" * 20 + "x" + "}" * 20 + "</answer>",
     ],
 )
 def test_hostile_answers_are_fast_and_zero(hostile: str) -> None:
@@ -227,12 +232,17 @@ def test_values_are_floats_in_unit_interval() -> None:
 def test_rewards_work_off_the_main_thread() -> None:
     batch = [GOOD, "<think>a</think><answer>0.5</answer>", "<think>a</think><answer>b</answer>"]
     hostile = ["<think>a</think><answer>$99999999!$</answer>", NESTED_FRAC]
+    # No timeout there: towers and deep brackets (exponential to parse) must not reach sympy.
+    hostile += [
+        f"<think>a</think><answer>{answer}</answer>"
+        for answer in ("9^9^9^9", "(9^9)^9", "{" * 20 + "x" + "}" * 20, "(" * 30 + "x" + ")" * 30)
+    ]
     results: dict = {}
 
     def work() -> None:
         results["format"] = format_reward(batch + hostile)
         results["accuracy"] = accuracy_reward(
-            batch + hostile, solution=["3", "1/2", "B", "3", "3"]
+            batch + hostile, solution=["3", "1/2", "B"] + ["3"] * len(hostile)
         )
 
     start = time.monotonic()
@@ -241,8 +251,33 @@ def test_rewards_work_off_the_main_thread() -> None:
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert time.monotonic() - start < 10
-    assert results["format"] == [1.0] * 5
-    assert results["accuracy"] == [1.0, 1.0, 1.0, 0.0, 0.0]
+    assert results["format"] == [1.0] * 9
+    assert results["accuracy"] == [1.0, 1.0, 1.0] + [0.0] * 6
+
+
+def test_plain_maths_still_compared_off_the_main_thread() -> None:
+    pairs = [(r"\sqrt{12}", r"2\sqrt{3}"), ("1+x^2", "x^2+1"), ("60", "60°"), ("2", r"2\sqrt{3}")]
+    results: list = []
+
+    def work() -> None:
+        results.extend(answers_match(pred, gold) for pred, gold in pairs)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert results == [True, True, True, False]
+
+
+def test_hostile_multiple_choice_answers_are_bounded() -> None:
+    problem = "Find the angle.\nChoices:\nA. 30°\nB. 60°\nC. 90°\nD. 120°"
+    hostile = ["9^{9^{9^{9}}}", "B. 99999999!", NESTED_FRAC, LONG, "A, B, C, D"]
+    batch = [GOOD.replace(">3<", ">B<")] + [
+        h if h.startswith("<think>") else f"<think>a</think><answer>{h}</answer>" for h in hostile
+    ]
+    start = time.monotonic()
+    rewards = accuracy_reward(batch, ["B"] * len(batch), problem=[problem] * len(batch))
+    assert time.monotonic() - start < 3 * len(hostile) + 5
+    assert rewards == [1.0] + [0.0] * len(hostile)
 
 
 DEGENERATE = [
