@@ -51,3 +51,36 @@ def make_fixture_dataset(
             }
         )
     return datasets.Dataset.from_list(rows, features=FIXTURE_FEATURES)
+
+
+def make_article_dataset(n: int = 400) -> datasets.Dataset:
+    """`n` rows shaped like lmms-lab/multimodal-open-r1-8k-verified: mostly multiple choice.
+
+    Three rows in four list `Choices:` with a letter as the gold answer, the rest ask for a
+    number; solutions are `<think>...</think>\\n\\n<answer>...</answer>`, as in the real data.
+    """
+    rows = []
+    for i in range(n):
+        a, b = i % 7 + 2, i % 5 + 3
+        if i % 4:
+            options = [a * b, a + b, a * b + 1, abs(a - b)]
+            letter = "ABCD"[i % 4]
+            options[i % 4], options[0] = options[0], options[i % 4]
+            listed = "\n".join(f"{x}. {v}" for x, v in zip("ABCD", options, strict=True))
+            problem = f"As shown in the figure, the rectangle is {a} by {b}. Its area is ()\n"
+            problem += f"Choices:\n{listed}"
+            answer, value = letter, a * b
+        else:
+            problem = f"Based on the image, what is {a} times {b}?"
+            answer = value = a * b
+        rows.append(
+            {
+                "image": make_fixture_image(i, "RGB", (56 + 8 * (i % 5), 56)),
+                "problem": problem,
+                "solution": f"<think>{a} \\times {b} = {value}</think>\n\n"
+                f"<answer>{answer}</answer>",
+                "original_question": problem,
+                "original_answer": str(value),
+            }
+        )
+    return datasets.Dataset.from_list(rows, features=FIXTURE_FEATURES)

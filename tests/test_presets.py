@@ -1,0 +1,296 @@
+"""Every preset rehearsed as a renter runs it, on the CPU: train -> evaluate -> generate.
+
+Only the model (the tiny one, standing in for Qwen2.5-VL-3B) and the data (a file in the real
+dataset's schema) are swapped; each preset keeps its own numbers: logging interval, lengths,
+batch, generations, LoRA targets.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.fixtures import make_article_dataset, make_fixture_dataset
+from vlmgrpo import data, presets, train
+from vlmgrpo.cli import build_parser, main
+from vlmgrpo.evaluate import GREEDY, generate
+
+CLI = [sys.executable, "-m", "vlmgrpo"]
+
+
+@pytest.fixture(scope="module")
+def article_file(tmp_path_factory) -> Path:
+    """400 rows in the real schema: the 3B presets' 5 % slice is 20 rows, 4 held out."""
+    path = tmp_path_factory.mktemp("article") / "article.parquet"
+    make_article_dataset(400).to_parquet(str(path))
+    return path
+
+
+def cli(*argv: str) -> subprocess.CompletedProcess:
+    """`python -m vlmgrpo ARGV` as a user runs it (one torch thread: the machine has two)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_MININTERVAL": "30"}
+    return subprocess.run([*CLI, *argv], capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.mark.parametrize(
+    ("name", "steps"),
+    [("tiny", 2), ("qwen2.5-vl-3b", 1), ("qwen2.5-vl-3b-24gb", 3)],
+    ids=["tiny", "3b", "3b-24gb"],
+)
+def test_preset_rehearsal_train_evaluate_generate(
+    name, steps, tiny_model_dir, article_file, tmp_path
+):
+    preset = presets.get_preset(name)
+    assert steps < preset.logging_steps or name == "tiny"  # the smoke run that used to crash
+    out = tmp_path / "run"
+    done = cli(
+        "train", "--preset", name, "--model", tiny_model_dir, "--dataset", str(article_file),
+        "--max-steps", str(steps), "--output-dir", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for stream in (done.stdout, done.stderr):
+        assert "Traceback" not in stream and "Warning" not in stream, stream[-3000:]
+    gpu_note = [line for line in done.stderr.splitlines() if "no CUDA GPU found" in line]
+    assert len(gpu_note) == (name in presets.GPU_PRESETS and not torch.cuda.is_available())
+    # One short line per logged step, not Trainer's log dict.
+    lines = [line for line in done.stdout.splitlines() if line.startswith("step ")]
+    assert lines[0].startswith(f"step 1/{steps} | format ") and "s/step" in lines[0]
+    assert lines[-1].startswith(f"step {steps}/{steps} ")
+    assert "{'loss'" not in done.stdout
+
+    # The run folder is complete, and holds the preset's own numbers.
+    result = json.loads((out / "eval.json").read_text())
+    assert result["steps"] == steps and result["preset"] == name
+    assert result["n_eval"] == (80 if name == "tiny" else 4)  # fraction 1.0 vs the 5 % slice
+    config = result["config"]
+    for key in ("logging_steps", "max_completion_length", "num_generations", "batch_size"):
+        assert config[key] == getattr(preset, key), key
+    assert config["max_steps"] == steps
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert int(rows[0]["step"]) == 1 and int(rows[-1]["step"]) == steps
+    assert (out / "reward_curve.png").stat().st_size > 0
+    assert (out / "adapter" / "adapter_config.json").exists()
+    adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == preset.lora_r
+    record = json.loads((out / "run.json").read_text())
+    assert record["model"] == str(Path(tiny_model_dir).resolve())
+    assert record["dataset"] == str(article_file.resolve()) and record["seed"] == 42
+
+    # evaluate and generate need nothing but the run folder.
+    scored = cli("evaluate", "--adapter", str(out))
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert "Traceback" not in scored.stderr
+    report = json.loads(scored.stdout)
+    assert report["n"] == result["n_eval"]
+    assert report["accuracy"] == pytest.approx(result["accuracy_after"])
+    image = tmp_path / "shape.png"
+    Image.new("RGB", (64, 48), "teal").save(image)
+    answer = cli("generate", "--adapter", str(out), "--image", str(image), "--problem", "Area?")
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    assert json.loads(answer.stdout)["tokens"] > 0
+
+
+@pytest.fixture(scope="module")
+def short_run(tiny_model_dir, tmp_path_factory) -> Path:
+    """A 1-step tiny run on a fixture file, for the run-folder tests."""
+    folder = tmp_path_factory.mktemp("short")
+    dataset = folder / "data.parquet"
+    make_fixture_dataset(20).to_parquet(str(dataset))
+    argv = ["train", "--model", tiny_model_dir, "--dataset", str(dataset), "--max-steps", "1"]
+    assert main([*argv, "--output-dir", str(folder / "run"), "--quiet", "--batch-size", "8"]) == 0
+    return folder / "run"
+
+
+def test_evaluate_reads_the_run_folder_and_flags_override_it(short_run, tmp_path, capsys):
+    def evaluate(*argv):
+        capsys.readouterr()
+        assert main(["evaluate", *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert evaluate("--adapter", str(short_run))["n"] == 4  # 20 rows, 80/20
+    assert evaluate("--adapter", str(short_run / "adapter"))["n"] == 4
+    assert evaluate("--adapter", str(short_run / "checkpoint-1"))["n"] == 4
+    other = tmp_path / "other.parquet"
+    make_fixture_dataset(40).to_parquet(str(other))
+    assert evaluate("--adapter", str(short_run), "--dataset", str(other))["n"] == 8
+
+
+def test_a_folder_that_is_not_a_run_gets_one_line(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    capsys.readouterr()
+    assert main(["evaluate", "--adapter", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not a run folder (no run.json)" in err
+
+
+def test_greedy_evaluation_ignores_the_model_generation_config(tiny_model_dir):
+    """Hub models ship sampling settings; evaluation must decode greedily regardless."""
+    preset = train.get_preset("tiny")
+    model, processor = train.load_model(tiny_model_dir, preset)
+    _, test_set = train.load_data(replace(preset, n_train=1, n_test=6), None, seed=3)
+    rows = test_set[:6]
+    clean, _ = generate(model, processor, rows["image"], rows["problem"], 24)
+    # Qwen2.5-VL-3B-Instruct's generation_config.json, plus a penalty strong enough to show.
+    config = model.generation_config
+    config.do_sample, config.temperature, config.top_p, config.top_k = True, 0.1, 0.001, 1
+    config.repetition_penalty = 3.0
+    leaky, _ = generate(model, processor, rows["image"], rows["problem"], 24)
+    assert leaky == clean
+    # The same settings do change what `generate` returns when they are not overridden.
+    torch.manual_seed(0)
+    inputs = processor(
+        text=[
+            processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+            for c in rows["prompt"]
+        ],
+        images=rows["image"],
+        padding=True,
+        return_tensors="pt",
+    )
+    raw = model.generate(**inputs, max_new_tokens=24)
+    raw_texts = processor.tokenizer.batch_decode(
+        raw[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+    )
+    assert raw_texts != clean
+    assert GREEDY["do_sample"] is False and GREEDY["repetition_penalty"] == 1.0
+
+
+def test_inference_model_goes_to_the_best_device_in_the_run_dtype(short_run, monkeypatch):
+    from vlmgrpo import cli as cli_module
+    from vlmgrpo import utils
+
+    asked = []
+
+    def best_device():
+        asked.append(True)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(utils, "get_device", best_device)
+    args = build_parser().parse_args(["evaluate", "--adapter", str(short_run)])
+    setting = cli_module._setting(args)
+    model, _ = cli_module._load_for_inference(args, setting)
+    assert asked and next(model.parameters()).device.type == "cpu"
+    # bf16 exactly when a GPU preset finds CUDA.
+    article = presets.get_preset("qwen2.5-vl-3b")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert train.run_dtype(article) == torch.bfloat16
+    assert train.run_dtype(presets.get_preset("tiny")) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert train.run_dtype(article) == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_inference_model_is_on_the_gpu_in_bf16(tiny_model_dir, tmp_path):
+    from vlmgrpo import cli as cli_module
+
+    args = build_parser().parse_args(
+        ["evaluate", "--preset", "qwen2.5-vl-3b", "--model", tiny_model_dir]
+    )
+    model, _ = cli_module._load_for_inference(args, cli_module._setting(args))
+    parameter = next(model.parameters())
+    assert parameter.device.type == "cuda" and parameter.dtype == torch.bfloat16
+
+
+def test_train_flags_show_each_preset_default_and_reach_the_config(tmp_path):
+    parser = build_parser()
+    train_parser = parser._subparsers._group_actions[0].choices["train"]
+    text = train_parser.format_help()
+    for flag in (
+        "--max-completion-length",
+        "--fraction",
+        "--num-train-epochs",
+        "--gradient-accumulation-steps",
+        "--beta",
+        "--loss-type",
+        "--vllm-gpu-memory-utilization",
+    ):
+        assert flag in text
+    compact = " ".join(text.split())
+    assert "tiny: 24, qwen2.5-vl-3b: 1024, qwen2.5-vl-3b-24gb: 512" in compact
+    assert "qwen2.5-vl-3b: 0.3, qwen2.5-vl-3b-24gb: 0.45" in compact
+    args = parser.parse_args(
+        ["train", "--preset", "qwen2.5-vl-3b", "--max-completion-length", "256"]
+        + ["--fraction", "0.1", "--num-train-epochs", "2", "--gradient-accumulation-steps", "4"]
+        + ["--beta", "0.04", "--loss-type", "dr_grpo", "--vllm-gpu-memory-utilization", "0.5"]
+    )
+    from vlmgrpo.cli import TRAIN_SETTINGS
+
+    settings = {name: getattr(args, name) for _, name, _, _ in TRAIN_SETTINGS}
+    preset = train.apply_settings(train.get_preset(args.preset), **settings)
+    config = train.grpo_config(preset, tmp_path)
+    assert config.max_completion_length == 256 and config.num_train_epochs == 2
+    assert config.gradient_accumulation_steps == 4 and config.beta == 0.04
+    assert config.loss_type == "dr_grpo" and config.vllm_gpu_memory_utilization == 0.5
+    assert preset.fraction == 0.1
+    assert preset.learning_rate == 1e-5  # what was not given keeps the preset's value
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--fraction", "0"], "expected a number in (0, 1]"),
+        (["--fraction", "1.5"], "expected a number in (0, 1]"),
+        (["--loss-type", "ppo"], "invalid choice: 'ppo'"),
+        (["--beta", "-0.1"], "--beta must be 0 or a positive number"),
+        (["--num-train-epochs", "0"], "--num-train-epochs must be positive"),
+        (["--vllm-gpu-memory-utilization", "1.5"], "vLLM's share of each GPU, in (0, 1]"),
+        (["--max-completion-length", "0"], "expected a positive whole number"),
+    ],
+)
+def test_bad_new_flags_exit_2_with_one_line(options, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert main(["train", "--output-dir", str(out), *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not out.exists()
+
+
+def test_vllm_context_and_memory_share_follow_the_preset():
+    article, small = presets.get_preset("qwen2.5-vl-3b"), presets.get_preset("qwen2.5-vl-3b-24gb")
+    # image tokens (+ vision start/end) + prompt text + completion, rounded up to 256
+    assert article.vllm_max_model_length == 2048  # 258 + 512 + 1024 = 1794
+    assert small.vllm_max_model_length == 1280  # 130 + 512 + 512 = 1154
+    config = train.grpo_config(small, "unused")
+    assert config.vllm_max_model_length == 1280
+    # The 24 GB card: vLLM's share must hold the bf16 weights (7.5 GB) and a step's KV cache
+    # (36 KiB per token), which TRL's default share of 0.3 (7.2 GB) cannot.
+    weights, kv_per_token = 7.5e9, 2 * 36 * 2 * 128 * 2
+    share = small.vllm_gpu_memory_utilization * 24e9
+    assert 0.3 * 24e9 < weights < share - kv_per_token * 1280 * small.num_generations - 2e9
+
+
+def test_no_deprecation_warning_from_our_config():
+    for preset in presets.PRESETS.values():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            args = train.grpo_config(preset, "unused")
+        assert not [w for w in caught if issubclass(w.category, FutureWarning)]
+        assert args.activation_checkpointing == preset.activation_checkpointing
+
+
+@pytest.mark.parametrize(
+    ("size", "kept"),
+    [((2000, 10), True), ((4000, 10), False), ((20_000, 20), False), ((10, 3000), False)],
+    ids=["200:1", "400:1", "thin-after-cap", "tall"],
+)
+def test_images_beyond_qwens_aspect_ratio_are_skipped_and_counted(size, kept, capsys):
+    rows = make_fixture_dataset(3).to_list()
+    rows[1]["image"] = Image.new("RGB", size, "white")
+    dataset = make_fixture_dataset(3).from_list(rows, features=make_fixture_dataset(1).features)
+    prepared = data.prepare_dataset(dataset, max_pixels=256 * 28 * 28)
+    err = capsys.readouterr().err
+    assert len(prepared) == (3 if kept else 2)
+    assert ("1 with an image beyond 200:1" in err) == (not kept)
+    for image in prepared["image"]:  # what is kept, Qwen's processor accepts
+        data.check_aspect_ratio(image)
