@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="steps run before timing")
     parser.add_argument("--batch-size", type=int, help="completions per device and step")
     parser.add_argument("--num-generations", type=int, help="completions per prompt")
+    parser.add_argument("--fraction", type=float, help="share of --dataset's rows used")
+    parser.add_argument("--use-vllm", action="store_true", help="generate with vLLM")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0:
@@ -114,10 +116,12 @@ def main() -> None:
 
     preset = train.get_preset(args.preset)
     total = args.warmup + args.steps
-    overrides = {"batch_size": args.batch_size, "num_generations": args.num_generations}
-    preset = replace(
+    preset = train.apply_settings(
         preset,
-        **{k: v for k, v in overrides.items() if v is not None},
+        batch_size=args.batch_size,
+        num_generations=args.num_generations,
+        fraction=args.fraction,
+        use_vllm=args.use_vllm or None,
         max_steps=total,
         save_steps=total,
         logging_steps=1,
