@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: setup demo test test-fast lint lab clean
+.PHONY: setup demo test test-fast test-vllm-profile lint lab clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints/default.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints/default.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -29,6 +29,11 @@ test: lint
 
 test-fast: lint
 	$(BIN)/python -m pytest tests
+
+# The fast tests and a 2-step tiny run under the vLLM profile's transformers, laid over .venv
+# (vLLM's own torch is a CUDA build; the rest of that profile is checked by a resolver dry run).
+test-vllm-profile: setup
+	bash tests/profile_transformers.sh constraints/vllm.txt
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
