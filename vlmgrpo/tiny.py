@@ -100,6 +100,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("VLMGRPO_CACHE", Path.home() / ".cache" / "vlmgrpo"))
 
 
+def cache_dir(spec: TinySpec = TinySpec()) -> Path:
+    """The cache folder of the tiny model built from `spec` (a workshop kit ships it)."""
+    return cache_root() / f"tiny-qwen2.5-vl-{spec.key()}"
+
+
 def build_tokenizer(spec: TinySpec) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained on the task's text, with Qwen's special tokens."""
     tok = Tokenizer(models.BPE())
@@ -248,7 +253,7 @@ def make_tiny(
     spec: TinySpec = TinySpec(), out_dir: str | Path | None = None, force: bool = False
 ) -> Path:
     """Build, warm up and save the tiny model (cached by spec); returns its folder."""
-    out = Path(out_dir) if out_dir is not None else cache_root() / f"tiny-qwen2.5-vl-{spec.key()}"
+    out = Path(out_dir) if out_dir is not None else cache_dir(spec)
     if (out / "config.json").exists() and not force:
         return out
     torch.manual_seed(spec.seed)
