@@ -5,14 +5,30 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: setup demo test test-fast test-vllm-profile lint lab clean
+# Workshop kit (WORKSHOP.md). `make kit` writes KIT_DIR: the wheels of every pinned package, the
+# cold-started tiny model and the repository. PLATFORM (a wheel tag: macosx_14_0_arm64, win_amd64,
+# manylinux_2_28_x86_64) and KIT_PYTHON fetch the wheels of other laptops; KIT_PIP_ARGS are more
+# `pip download` options. With KIT=DIR, setup (and so demo, test, lab) installs from DIR/wheels
+# alone and copies DIR's model into the cache: no network at all.
+KIT ?=
+KIT_DIR ?= kit
+PLATFORM ?=
+KIT_PYTHON ?= 3.11
+KIT_PIP_ARGS ?=
+UV := uv==0.13.8
+
+.PHONY: setup demo test test-fast test-vllm-profile lint lab kit clean
 
 $(STAMP): pyproject.toml constraints/default.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints/default.txt
+	$(BIN)/python -m pip install --quiet $(if $(KIT),--no-index --find-links $(KIT)/wheels) \
+		-e ".[dev]" -c constraints/default.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+ifneq ($(KIT),)
+	$(BIN)/python -m vlmgrpo.kit install-model $(KIT)
+endif
 
 # The default run: tiny Qwen2.5-VL + synthetic colour task, GRPO with LoRA on the CPU.
 demo: setup
@@ -23,9 +39,10 @@ lint: setup
 	$(BIN)/ruff format --check vlmgrpo tests benchmarks
 
 # Everything CI runs: lint, unit tests, the learning run, and the notebooks under nbval.
+# With KIT=DIR, the kit test installs a fresh clone from DIR instead of building a kit.
 test: lint
-	VLMGRPO_SLOW=1 $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
-		--nbval-sanitize-with notebooks/nbval_sanitize.cfg
+	VLMGRPO_SLOW=1 VLMGRPO_KIT="$(KIT)" $(BIN)/python -m pytest tests $(NOTEBOOKS) \
+		--nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 test-fast: lint
 	$(BIN)/python -m pytest tests
@@ -37,6 +54,14 @@ test-vllm-profile: setup
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
+
+# uv resolves for another platform: pip evaluates environment markers for this machine only.
+kit: setup
+ifneq ($(PLATFORM),)
+	$(BIN)/python -m pip install --quiet $(UV)
+endif
+	$(BIN)/python -m vlmgrpo.kit build $(KIT_DIR) --pip-args="$(KIT_PIP_ARGS)" \
+		$(if $(PLATFORM),--platform $(PLATFORM) --python-version $(KIT_PYTHON))
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
