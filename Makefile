@@ -17,7 +17,7 @@ KIT_PYTHON ?= 3.11
 KIT_PIP_ARGS ?=
 UV := uv==0.13.8
 
-.PHONY: setup demo test test-fast test-vllm-profile lint lab kit clean
+.PHONY: setup demo test test-fast test-vllm-profile lint lab kit gpu-check clean
 
 $(STAMP): pyproject.toml constraints/default.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ test-vllm-profile: setup
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
+
+# On a GPU machine, no hub needed: both 3B presets end to end on random weights, one table.
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py
 
 # uv resolves for another platform: pip evaluates environment markers for this machine only.
 kit: setup
