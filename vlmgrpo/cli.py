@@ -70,15 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vlmgrpo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def source_args(p, run_help: str = ""):
+    def source_args(p, from_run: bool = False):
+        def default(value: str) -> str:  # evaluate/generate read the run folder's run.json
+            run = "the run's with --adapter RUN_DIR, else " if from_run else ""
+            return f" (default: {run}{value})"
+
         p.add_argument(
             "--preset",
-            default=None if run_help else "tiny",
-            help=f"one of: {', '.join(PRESETS)}" + run_help,
+            default=None if from_run else "tiny",
+            help=f"one of: {', '.join(PRESETS)}{default('tiny')}",
         )
-        p.add_argument("--model", help="hub id or local folder (default: the preset's)" + run_help)
-        p.add_argument("--dataset", help="hub id or local .parquet/.arrow/folder" + run_help)
-        p.add_argument("--seed", type=int, default=None if run_help else 42, help=run_help[2:])
+        p.add_argument("--model", help="hub id or local folder" + default("the preset's"))
+        p.add_argument(
+            "--dataset", help="hub id or .parquet/.arrow/folder" + default("the preset's")
+        )
+        p.add_argument(
+            "--seed", type=int, default=None if from_run else 42, help=default("42")[1:]
+        )
         p.add_argument(
             "--trust-remote-code",
             action="store_true",
@@ -108,14 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--quiet", action="store_true", help="no progress bars, no log lines")
 
-    run_help = " (default: the run's, with --adapter RUN_DIR; else the preset's)"
     e = sub.add_parser("evaluate", help="greedy accuracy and format rate on the held-out split")
     e.add_argument("--adapter", help="a run folder (its settings are reused), or an adapter/")
-    source_args(e, run_help)
+    source_args(e, from_run=True)
 
     g = sub.add_parser("generate", help="answer one image + question, with the reasoning")
     g.add_argument("--adapter", help="a run folder (its settings are reused), or an adapter/")
-    source_args(g, run_help)
+    source_args(g, from_run=True)
     g.add_argument("--image", required=True, help="path of an image file")
     g.add_argument("--problem", required=True, help="the question to ask")
     g.add_argument("--max-new-tokens", type=_positive_int)
