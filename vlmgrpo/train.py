@@ -61,6 +61,12 @@ _RUN_ENTRIES = re.compile(
     r"metrics\.csv|metrics\.tmp|eval\.json|run\.json|reward_curve\.png|README\.md|adapter|runs"
     r"|checkpoint-\d+"
 )
+# transformers 5.24 names it `activation_checkpointing` (`gradient_checkpointing` is a deprecated
+# alias there, a FutureWarning); 5.17, the vLLM profile's, knows only `gradient_checkpointing`.
+CHECKPOINTING = next(
+    (f.name for f in fields(GRPOConfig) if f.name == "activation_checkpointing"),
+    "gradient_checkpointing",
+)
 RUN_FILE = "run.json"  # what a run was started with: evaluate/generate read it back
 
 
@@ -243,8 +249,7 @@ def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOC
         epsilon=preset.epsilon,
         logging_first_step=True,  # a smoke run shows its first step at once
         bf16=preset.bf16 and cuda,
-        # The new name: `gradient_checkpointing` is a deprecated alias (a FutureWarning).
-        activation_checkpointing=preset.activation_checkpointing,
+        **{CHECKPOINTING: preset.activation_checkpointing},
         use_vllm=preset.use_vllm,
         vllm_mode=preset.vllm_mode,
         vllm_gpu_memory_utilization=preset.vllm_gpu_memory_utilization,
