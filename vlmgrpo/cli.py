@@ -266,6 +266,9 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "generate": _generate, "make
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     quiet_known_warnings()
+    import matplotlib
+
+    matplotlib.use("Agg")  # the CLI only saves figures; no window, also with no screen
     try:
         args = build_parser().parse_args(argv)
         COMMANDS[args.command](args)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # also works on a machine with no screen
+# No backend is chosen here: a notebook keeps its inline figures, and the CLI picks Agg itself.
 import matplotlib.pyplot as plt
 
 REWARD_COLUMNS = {
