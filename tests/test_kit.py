@@ -106,6 +106,7 @@ def test_a_kit_without_a_model_exits_2(tmp_path, monkeypatch, capsys):
 def test_readme_says_what_is_in_the_kit_and_how_to_use_it(tmp_path):
     k = fake_kit(tmp_path / "usb-kit", "tiny-qwen2.5-vl-abc")
     (k / kit.BUNDLE).write_bytes(b"b" * 2000)
+    (k / "html").mkdir()
     text = kit.readme(k, "win_amd64", "3.11", "1234abc")
     assert "2 wheels, 4.0 kB" in text and "of which 3.0 kB are torch's CUDA build" in text
     assert "models/tiny-qwen2.5-vl-abc/  502 B" in text
@@ -113,6 +114,13 @@ def test_readme_says_what_is_in_the_kit_and_how_to_use_it(tmp_path):
     assert "make setup KIT=../usb-kit" in text
     assert "--no-index --find-links ../usb-kit/wheels" in text
     assert "win_amd64 and Python 3.11" in text
+    assert "html/  the notebooks with their stored outputs" in text
+
+
+def test_notebooks_render_to_html_for_any_browser(tmp_path):
+    pages = kit.add_html(tmp_path / "html", ROOT)
+    assert [p.stem for p in pages] == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert "Reinforcement learning" in pages[0].read_text()
 
 
 def test_sizes_read_like_pips():

@@ -6,6 +6,7 @@
                           versions, with the [dev] extra and the build backend (setuptools)
     kit/models/NAME/      the cold-started tiny model, the folder `vlmgrpo make-tiny` caches
     kit/vlm-grpo.bundle   the repository at its last commit (``git clone kit/vlm-grpo.bundle``)
+    kit/html/             the notebooks with their stored outputs, readable in any browser
     kit/README.txt        what is in the kit and how to use it
 
 `make setup KIT=kit` installs from kit/wheels with ``pip install --no-index`` and then runs
@@ -187,6 +188,14 @@ def add_bundle(path: Path, root: Path) -> str | None:
     return git("rev-parse", "--short", "HEAD")
 
 
+def add_html(dest: Path, root: Path) -> list[Path]:
+    """Render the notebooks, with their stored outputs, to HTML (no Python needed to read)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    notebooks = sorted((root / "notebooks").glob("*.ipynb"))
+    _run([sys.executable, "-m", "nbconvert", "--to", "html", "--output-dir", dest, *notebooks])
+    return sorted(dest.glob("*.html"))
+
+
 def readme(kit: Path, platform: str, python_version: str, commit: str | None) -> str:
     """The kit's README.txt: what is in it, how big, and the commands for a laptop."""
     wheels = sorted((kit / "wheels").glob("*.whl"))
@@ -211,6 +220,13 @@ def readme(kit: Path, platform: str, python_version: str, commit: str | None) ->
         get = f"git clone {kit.name}/{BUNDLE} vlm-grpo && cd vlm-grpo"
     else:
         get = "cd vlm-grpo   (the repository, copied from where you got this kit)"
+    if (kit / "html").is_dir():
+        contents.append(
+            "  html/  the notebooks with their stored outputs, for any browser: the fallback for a"
+        )
+        contents.append(
+            "           laptop that cannot run them (formulas stay LaTeX source offline)"
+        )
     contents.append("  README.txt  this file")
     k = f"../{kit.name}"
     return f"""vlm-grpo workshop kit
@@ -254,6 +270,7 @@ def build(
     model = add_model(kit / "models")
     download_wheels(kit / "wheels", root, platform, python_version, pip_args)
     commit = add_bundle(kit / BUNDLE, root)
+    add_html(kit / "html", root)
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     where = platform or sysconfig.get_platform()
     (kit / "README.txt").write_text(readme(kit, where, python_version or here, commit))
