@@ -229,6 +229,11 @@ def readme(kit: Path, platform: str, python_version: str, commit: str | None) ->
         )
     contents.append("  README.txt  this file")
     k = f"../{kit.name}"
+    # One line: Windows shells have no backslash continuation.
+    pip_install = (
+        f".venv/bin/python -m pip install --no-index --find-links {k}/wheels "
+        '-e ".[dev]" -c constraints/default.txt'
+    )
     return f"""vlm-grpo workshop kit
 =====================
 
@@ -246,8 +251,7 @@ On each laptop (Python {python_version}, git and make; no network needed)
 
 Without make (Windows: .venv\\Scripts\\python instead of .venv/bin/python)
   python -m venv .venv
-  .venv/bin/python -m pip install --no-index --find-links {k}/wheels -e ".[dev]" \\
-      -c constraints/default.txt
+  {pip_install}
   .venv/bin/python -m vlmgrpo.kit install-model {k}
   .venv/bin/jupyter lab notebooks/
 
