@@ -33,9 +33,9 @@ def seed_everything(seed: int) -> None:
 
 # Warnings raised by libraries about their own use of a deprecated name, with nothing for the
 # user to change: transformers 5.24 renamed gradient checkpointing to activation checkpointing,
-# and TRL 1.16 (`unwrap_model_for_generation`, its generation step) and peft 0.21
-# (`PeftModel`) still call `is_gradient_checkpointing` and `gradient_checkpointing_enable` /
-# `_disable`. The one place such warnings are hidden.
+# and TRL 1.16 (`GRPOConfig`'s own default, `unwrap_model_for_generation`, its generation step)
+# and peft 0.21 (`PeftModel`) still use `gradient_checkpointing`, `is_gradient_checkpointing`
+# and `gradient_checkpointing_enable` / `_disable`. The one place such warnings are hidden.
 KNOWN_LIBRARY_WARNINGS = (
     (FutureWarning, r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated"),
 )
