@@ -139,15 +139,15 @@ def _adapter_folder(path: Path) -> Path:
 
     if (path / "adapter").is_dir():
         return path / "adapter"
-    if not (path / "adapter_config.json").exists() and (found := latest_checkpoint(path)):
+    if (path / "adapter_config.json").exists():
+        return path
+    if found := latest_checkpoint(path):
         print(f"vlmgrpo: {path} has no final adapter yet; using {found.name}", file=sys.stderr)
         return found
-    if not (path / "adapter_config.json").exists():
-        raise UsageError(
-            f"{path} holds no LoRA adapter (adapter_config.json); pass a run folder written by "
-            "`vlmgrpo train` or its adapter/ folder"
-        )
-    return path
+    raise UsageError(
+        f"{path} holds no LoRA adapter (adapter_config.json); pass a run folder written by "
+        "`vlmgrpo train` or its adapter/ folder"
+    )
 
 
 def _setting(args):
