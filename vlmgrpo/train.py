@@ -491,6 +491,11 @@ def _source(value: str | None) -> str | None:
     return str(Path(value).expanduser().resolve())
 
 
+def preset_settings(preset: Preset) -> dict:
+    """The preset's fields but its name, as run.json and eval.json record them."""
+    return {k: v for k, v in asdict(preset).items() if k != "name"}
+
+
 def write_run_file(output_dir: Path, preset: Preset, model, dataset, seed: int) -> None:
     """run.json: what `evaluate`/`generate --adapter DIR` need to rebuild the run's setting."""
     record = {
@@ -498,7 +503,7 @@ def write_run_file(output_dir: Path, preset: Preset, model, dataset, seed: int) 
         "model": _source(model),  # None: the tiny model
         "dataset": _source(dataset),  # None: the synthetic colour task
         "seed": seed,
-        "config": {k: v for k, v in asdict(preset).items() if k != "name"},
+        "config": preset_settings(preset),
     }
     (output_dir / RUN_FILE).write_text(json.dumps(record, indent=2))
 
@@ -514,7 +519,7 @@ def read_run_file(run_dir: str | Path) -> dict:
             record = json.loads((folder / RUN_FILE).read_text())
             known = {f.name for f in fields(Preset)}
             config = {k: v for k, v in record["config"].items() if k in known}
-            return {**record, "run_dir": folder, "preset": Preset(name=record["preset"], **config)}
+            return {**record, "preset": Preset(name=record["preset"], **config)}
     raise UsageError(
         f"{run_dir} is not a run folder (no {RUN_FILE}); pass a folder written by "
         "`vlmgrpo train`, or --adapter with --preset and --model for a bare adapter"
@@ -597,7 +602,7 @@ def run(
         "model": model or "tiny",
         "dataset": dataset or "synthetic-colour",
         "seed": seed,
-        "config": {k: v for k, v in asdict(preset).items() if k != "name"},
+        "config": preset_settings(preset),
     }
     if trainer.accelerator.is_main_process:
         (output_dir / "eval.json").write_text(json.dumps(result, indent=2))
