@@ -11,6 +11,12 @@ from vlmgrpo import tiny
 
 SLOW = os.environ.get("VLMGRPO_SLOW") == "1"
 slow = pytest.mark.skipif(not SLOW, reason="long run; set VLMGRPO_SLOW=1 (make test does)")
+# The install paths (resolver dry runs on PyPI, the offline workshop kit): network-bound
+# minutes that say nothing about the course's code, so a tier of their own.
+INSTALL = os.environ.get("VLMGRPO_INSTALL") == "1"
+install = pytest.mark.skipif(
+    not INSTALL, reason="install path; set VLMGRPO_INSTALL=1 (make test-install does)"
+)
 
 
 @pytest.fixture(scope="session")

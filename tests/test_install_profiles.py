@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.conftest import slow
+from tests.conftest import install
 
 try:
     import tomllib
@@ -160,7 +160,7 @@ def download_megabytes(output: str) -> float:
     return sum(float(value) * scale[unit] for value, unit in sizes)
 
 
-@slow
+@install
 @pytest.mark.parametrize(
     ("case", "extras", "profile", "plain_pypi"),
     [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import slow
+from tests.conftest import install
 from vlmgrpo import kit, tiny
 
 try:
@@ -155,7 +155,7 @@ def offline_prefix() -> list[str]:
     pytest.skip("a network namespace is not permitted here (" + "; ".join(reasons) + ")")
 
 
-@slow
+@install
 def test_a_fresh_clone_installs_and_trains_from_the_kit_with_no_network():
     """`make kit`, then in a clone of the kit's bundle with no network: `make setup KIT=...`
     and a 2-step run that uses the kit's tiny model from the cache instead of building one.
