@@ -10,12 +10,14 @@ from trl import GRPOConfig, GRPOTrainer
 
 from vlmgrpo import data, grpo, synthetic, train
 from vlmgrpo.grpo import (
+    clip_binds,
     clipped_surrogate,
     group_advantages,
     grpo_loss,
     kl_k3,
     policy_ratio,
     sequence_ratio,
+    train_one_token_policy,
 )
 from vlmgrpo.rewards import accuracy_reward, format_reward
 
@@ -320,3 +322,67 @@ def test_group_advantages_equal_trl(trainer, replayed_generate, monkeypatch, sca
     assert torch.allclose(out["advantages"], expected, atol=1e-6)
     assert torch.equal(out["advantages"][4:8], torch.zeros(G))
     assert out["num_items_in_batch"] == out["completion_mask"].sum()
+
+
+# -- where the clip binds, and GRPO on a one-token policy ------------------------------------
+
+
+@pytest.mark.parametrize("epsilon_high", [None, 0.28])
+def test_clip_binds_exactly_where_the_gradient_is_zero(epsilon_high):
+    batch = make_batch()
+    loss = grpo_loss(**batch, epsilon=EPS, epsilon_high=epsilon_high)
+    (grad,) = torch.autograd.grad(loss, batch["logps"])
+    ratio = policy_ratio(batch["logps"], batch["old_logps"]).detach()
+    binds = clip_binds(ratio, batch["advantages"], EPS, epsilon_high)
+    real = (batch["mask"] == 1) & (batch["advantages"] != 0)[:, None]
+    assert binds[real].any() and not binds[real].all()
+    assert torch.equal(grad[binds], torch.zeros(int(binds.sum())))
+    assert (grad[real & ~binds] != 0).all()
+
+
+def test_clip_binds_by_hand():
+    ratio = torch.tensor([[0.7, 1.0, 1.3], [0.7, 1.0, 1.3]])
+    binds = clip_binds(ratio, torch.tensor([1.0, -1.0]))
+    assert torch.equal(binds, torch.tensor([[False, False, True], [True, False, False]]))
+    assert not clip_binds(ratio, torch.tensor([1.0, -1.0]), epsilon_high=0.4).any(dim=1)[0]
+    assert not clip_binds(ratio, torch.zeros(2)).any()
+
+
+def test_clip_binds_equals_trls_clip_ratio(trainer, monkeypatch):
+    monkeypatch.setattr(trainer, "loss_type", "grpo")
+    monkeypatch.setattr(trainer, "beta", 0.0)
+    monkeypatch.setattr(trainer, "importance_sampling_level", "token")
+    batch = make_batch(seed=2)
+    trl_loss(trainer, batch)
+    ratio = policy_ratio(batch["logps"], batch["old_logps"]).detach()
+    binds = clip_binds(ratio, batch["advantages"], EPS)[batch["mask"] == 1]
+    logged = trainer._metrics["train"]["clip_ratio/region_mean"][-1]
+    assert binds.any()
+    assert logged == pytest.approx(binds.float().mean().item())
+
+
+LOGITS = torch.tensor([1.0, 0.5, -0.5, 0.5, 0.0])
+RIGHT_ANSWER = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0])
+
+
+def test_one_token_policy_moves_mass_to_the_rewarded_answer():
+    probs, clipped = train_one_token_policy(LOGITS, RIGHT_ANSWER, groups=20)
+    assert probs.shape == (21, 5) and clipped.shape == (20,)
+    assert torch.allclose(probs[0], LOGITS.softmax(-1))
+    assert probs[0, 2] < 0.1 and probs[-1, 2] > 0.7
+    assert torch.equal(clipped, torch.zeros(20))  # one step per group: the ratio is 1
+    again, _ = train_one_token_policy(LOGITS, RIGHT_ANSWER, groups=20)
+    assert torch.equal(probs, again)
+
+
+def test_one_token_policy_clips_on_later_iterations_of_a_group():
+    probs, clipped = train_one_token_policy(LOGITS, RIGHT_ANSWER, groups=10, num_iterations=4)
+    assert clipped.shape == (40,)
+    assert torch.equal(clipped[::4], torch.zeros(10))  # each group's first step: ratio 1
+    assert clipped.max() > 0
+    assert probs[-1, 2] > 0.7
+
+
+def test_one_token_policy_does_not_move_without_a_reward_signal():
+    probs, _ = train_one_token_policy(LOGITS, torch.zeros(5), groups=5, num_iterations=2)
+    assert torch.equal(probs, LOGITS.softmax(-1).expand(6, 5))

@@ -232,3 +232,63 @@ def trl_loss(
         return trainer._compute_loss(trainer.model, inputs)
     finally:
         del trainer._get_per_token_logps_and_entropies
+
+
+def clip_binds(
+    ratio: torch.Tensor,
+    advantages: torch.Tensor,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+) -> torch.Tensor:
+    r"""True where min(r A, clip(r) A) takes the clipped term, so the token gets no gradient.
+
+    That is A > 0 with r > 1 + eps_high, or A < 0 with r < 1 - eps; outside the band on the
+    other side the minimum keeps r A and its full gradient. TRL logs the same tokens as
+    `clip_ratio/high_mean` and `clip_ratio/low_mean` (`GRPOTrainer._compute_loss`).
+    """
+    epsilon_high = epsilon if epsilon_high is None else epsilon_high
+    advantages = _per_sequence(advantages)
+    return ((advantages > 0) & (ratio > 1 + epsilon_high)) | (
+        (advantages < 0) & (ratio < 1 - epsilon)
+    )
+
+
+def train_one_token_policy(
+    logits: torch.Tensor,
+    answer_rewards: torch.Tensor,
+    *,
+    group_size: int = 8,
+    groups: int = 20,
+    num_iterations: int = 1,
+    lr: float = 0.5,
+    epsilon: float = 0.2,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""GRPO on the smallest policy there is: softmax(logits) over K one-token answers.
+
+    Each of `groups` rounds samples `group_size` answers from the current policy (a generator
+    seeded with `seed`), scores them with `answer_rewards` (K,), and takes `num_iterations`
+    SGD steps of `grpo_loss` on that group, whose sampled log-probs are the old policy (TRL's
+    `num_iterations`, the paper's mu; beta = 0). Returns the answer probabilities before and
+    after each round, (groups + 1, K), and the fraction of the group whose clip binds at each
+    step, (groups * num_iterations,), measured at the ratios the step's gradient sees.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    logits = logits.detach().clone().requires_grad_()
+    optimizer = torch.optim.SGD([logits], lr=lr)
+    probs, clipped = [logits.softmax(-1).detach()], []
+    ones = torch.ones(group_size, 1)
+    for _ in range(groups):
+        old = logits.log_softmax(-1).detach()
+        answers = torch.multinomial(old.exp(), group_size, replacement=True, generator=gen)
+        advantages = group_advantages(answer_rewards[answers], group_size)
+        for _ in range(num_iterations):
+            logps = logits.log_softmax(-1)[answers][:, None]
+            ratio = policy_ratio(logps, old[answers][:, None]).detach()
+            clipped.append(clip_binds(ratio, advantages, epsilon).float().mean())
+            loss = grpo_loss(logps, old[answers][:, None], advantages, ones, epsilon=epsilon)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        probs.append(logits.softmax(-1).detach())
+    return torch.stack(probs), torch.stack(clipped)
