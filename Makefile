@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+NOTEBOOKS := $(wildcard notebooks/*.ipynb notebooks/solutions/*.ipynb)
 
 # Workshop kit (WORKSHOP.md). `make kit` writes KIT_DIR: the wheels of every pinned package, the
 # cold-started tiny model and the repository. PLATFORM (a wheel tag: macosx_14_0_arm64, win_amd64,
@@ -17,7 +17,7 @@ KIT_PYTHON ?= 3.11
 KIT_PIP_ARGS ?=
 UV := uv==0.13.8
 
-.PHONY: setup demo test test-fast test-vllm-profile lint lab kit gpu-check clean
+.PHONY: setup demo test test-fast test-install test-vllm-profile lint lab kit gpu-check clean
 
 $(STAMP): pyproject.toml constraints/default.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,11 +38,17 @@ lint: setup
 	$(BIN)/ruff check vlmgrpo tests benchmarks
 	$(BIN)/ruff format --check vlmgrpo tests benchmarks
 
-# Everything CI runs: lint, unit tests, the learning run, and the notebooks under nbval.
-# With KIT=DIR, the kit test installs a fresh clone from DIR instead of building a kit.
+# The course's tests: lint, unit tests, the learning run, the notebooks and their solutions
+# under nbval. CI then runs test-install and test-vllm-profile.
 test: lint
-	VLMGRPO_SLOW=1 VLMGRPO_KIT="$(KIT)" $(BIN)/python -m pytest tests $(NOTEBOOKS) \
+	VLMGRPO_SLOW=1 $(BIN)/python -m pytest tests $(NOTEBOOKS) \
 		--nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
+# The install paths: resolver dry runs of every profile on PyPI, and the workshop kit built
+# and installed inside `unshare -n`. Network-bound; CI runs it after `make test`.
+test-install: setup
+	VLMGRPO_INSTALL=1 VLMGRPO_KIT="$(KIT)" $(BIN)/python -m pytest tests/test_install_profiles.py \
+		tests/test_kit.py
 
 test-fast: lint
 	$(BIN)/python -m pytest tests
