@@ -24,6 +24,7 @@ from tests.fixtures import make_article_dataset, make_fixture_dataset
 from vlmgrpo import data, presets, train
 from vlmgrpo.cli import build_parser, main
 from vlmgrpo.evaluate import GREEDY, generate
+from vlmgrpo.utils import UsageError
 
 CLI = [sys.executable, "-m", "vlmgrpo"]
 
@@ -295,3 +296,39 @@ def test_images_beyond_qwens_aspect_ratio_are_skipped_and_counted(size, kept, ca
     assert ("1 with an image beyond 200:1" in err) == (not kept)
     for image in prepared["image"]:  # what is kept, Qwen's processor accepts
         data.check_aspect_ratio(image)
+
+
+def test_notebook_preset_is_one_switch(monkeypatch):
+    monkeypatch.delenv("VLMGRPO_PRESET", raising=False)
+    assert presets.notebook_preset().name == "tiny"
+    monkeypatch.setenv("VLMGRPO_PRESET", "qwen2.5-vl-3b")
+    assert presets.notebook_preset() is presets.PRESETS["qwen2.5-vl-3b"]
+    monkeypatch.setenv("VLMGRPO_PRESET", "qwen-3b")
+    with pytest.raises(UsageError, match=r"VLMGRPO_PRESET='qwen-3b' is not a preset.*tiny"):
+        presets.notebook_preset()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"epsilon": 0.0}, "epsilon"),
+        ({"epsilon": 0.2, "epsilon_high": 0.1}, "epsilon_high must be at least"),
+        ({"num_iterations": 0}, "num_iterations"),
+    ],
+)
+def test_clip_and_iteration_settings_are_checked(change, message):
+    with pytest.raises(UsageError, match=message):
+        train.check_preset(replace(presets.PRESETS["tiny"], **change), num_processes=1)
+
+
+def test_lab_settings_reach_grpo_config(tmp_path):
+    gspo = replace(
+        presets.PRESETS["tiny"],
+        importance_sampling_level="sequence",
+        epsilon=3e-4,
+        epsilon_high=4e-4,
+        num_iterations=2,
+    )
+    args = train.grpo_config(gspo, tmp_path)
+    assert (args.epsilon, args.epsilon_high, args.num_iterations) == (3e-4, 4e-4, 2)
+    assert args.importance_sampling_level == "sequence"

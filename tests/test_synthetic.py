@@ -16,7 +16,8 @@ from vlmgrpo.synthetic import (
     IMAGE_SIZE,
     NAMES,
     QUESTIONS,
-    THINK,
+    SHAPES,
+    THINKS,
     annotator_label,
     corpus,
     make_colour_dataset,
@@ -122,7 +123,9 @@ def test_corpus_covers_the_task():
     for name in NAMES:
         assert name in texts
         assert synthetic.completion(name) in texts
-    assert THINK in texts
+        for template in THINKS:
+            for shape in SHAPES:
+                assert template.format(hue=name, shape=shape) in texts
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -131,3 +134,54 @@ def test_completion_earns_the_rewards(name):
     other = NAMES[(NAMES.index(name) + 1) % len(NAMES)]
     assert format_reward([text]) == [1.0]
     assert accuracy_reward([text, text], solution=[name, other]) == [1.0, 0.0]
+
+
+def test_the_phrasings_differ_in_length():
+    lengths = [len(synthetic.describe("red", "circle", style)) for style in range(len(THINKS))]
+    assert lengths == sorted(lengths) and len(set(lengths)) == len(THINKS)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_shape_is_drawn_as_asked(shape):
+    image = np.asarray(synthetic.draw_shape("blue", random.Random(0), shape))
+    drawn = (image != np.array(BACKGROUND)).any(axis=-1)
+    rows, cols = np.nonzero(drawn)
+    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    # A square fills its bounding box; a circle about pi/4 of it.
+    fill = drawn.sum() / box
+    assert fill > 0.95 if shape == "square" else 0.7 < fill < 0.85
+
+
+@pytest.mark.parametrize(
+    "completion, hue, shape",
+    [
+        ("<think>I see one red circle.</think><answer>orange</answer>", "red", "circle"),
+        ("<think>There is one square in the image. It is Blue.</think>", "blue", "square"),
+        ("<think>no colour here</think><answer>red</answer>", None, None),
+        ("<answer>red</answer>", None, None),
+        ("<think>red, or orange?</think><answer>orange</answer>", "red", None),
+    ],
+)
+def test_think_hue_and_shape(completion, hue, shape):
+    assert synthetic.think_hue(completion) == hue
+    assert synthetic.think_shape(completion) == shape
+
+
+def test_agreement_compares_the_answer_with_the_think():
+    completions = [
+        synthetic.completion("red", synthetic.describe("red", "circle")),
+        synthetic.completion("orange", synthetic.describe("red", "circle")),
+        "<think>I see one red circle.</think>",  # no answer: disagrees
+        "<think>a shape</think><answer>red</answer>",  # no hue named: disagrees
+    ]
+    assert synthetic.agreement(completions) == 0.25
+    assert synthetic.agreement([]) == 0.0
+
+
+@pytest.mark.parametrize("hue", NAMES)
+def test_opposite_is_neither_the_hue_nor_a_slip(hue):
+    other = synthetic.opposite(hue)
+    slip = NAMES[(NAMES.index(hue) + 1) % len(NAMES)]
+    other_slip = NAMES[(NAMES.index(other) + 1) % len(NAMES)]
+    assert other not in (hue, slip) and other_slip != hue
+    assert synthetic.think_hue(synthetic.forced_think(other) + " circle.</think>") == other

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.conftest import slow
 from tests.fixtures import make_fixture_dataset
-from vlmgrpo import train
+from vlmgrpo import synthetic, train
 from vlmgrpo.cli import main
-from vlmgrpo.evaluate import evaluate, generate_with_reasoning
+from vlmgrpo.evaluate import evaluate, generate, generate_with_reasoning, intervene
+from vlmgrpo.rewards import extract_answer
 
 FAST = replace(
     train.PRESETS["tiny"],
@@ -142,20 +142,41 @@ def test_evaluate_decodes_only_the_completion(tiny_model_dir):
     assert 0 < answer["tokens"] <= 24
 
 
-@slow
-def test_default_run_learns(tmp_path):
-    """The claim of the embedded default: the reward curve rises and held-out accuracy follows."""
-    result = train.run("tiny", output_dir=tmp_path / "run", progress=False)
-    assert result["accuracy_after"] >= 0.85
-    assert result["accuracy_after"] >= result["accuracy_before"] + 0.25
-    assert result["format_after"] >= 0.9
-    accuracy = [
-        float(r["rewards/accuracy_reward/mean"])
-        for r in csv.DictReader((tmp_path / "run" / "metrics.csv").open())
-    ]
-    tenth = max(1, len(accuracy) // 10)
-    first, last = sum(accuracy[:tenth]) / tenth, sum(accuracy[-tenth:]) / tenth
-    assert last >= first + 0.2, (first, last)
+def test_intervene_forces_the_prefix_and_scores_the_answer(tiny_model_dir):
+    model, processor = train.load_model(tiny_model_dir, FAST)
+    _, test_set = train.load_data(FAST, None, seed=0)
+    rows = test_set.select(range(6))
+    forced = [synthetic.opposite(s) for s in rows["solution"]]
+    prefixes = [synthetic.forced_think(h) for h in forced]
+    result = intervene(model, processor, rows, prefixes, forced, 24, batch_size=4)
+    assert result["n"] == 6
+    for record, prefix in zip(result["records"], prefixes, strict=True):
+        assert record["completion"].startswith(prefix)
+        assert record["answer"] == extract_answer(record["completion"])
+    answers = [r["answer"] for r in result["records"]]
+    assert result["follow"] == sum(a == t for a, t in zip(answers, forced, strict=True)) / 6
+    assert (
+        result["accuracy"]
+        == sum(a == s for a, s in zip(answers, rows["solution"], strict=True)) / 6
+    )
+    # Without prefixes, generate gives what evaluate scores (nothing forced by default).
+    texts, _ = generate(model, processor, rows["image"][:2], rows["problem"][:2], 24)
+    forced_texts, _ = generate(
+        model, processor, rows["image"][:2], rows["problem"][:2], 24, prefixes=["", ""]
+    )
+    assert texts == forced_texts
+
+
+def test_agreement_is_in_eval_json_for_the_colour_task_only():
+    before = {"records": [{"completion": synthetic.completion("red")}]}
+    after = {
+        "records": [{"completion": "<think>I see one red circle.</think><answer>blue</answer>"}]
+    }
+    assert train._agreement(None, before, after) == {
+        "agreement_before": 1.0,
+        "agreement_after": 0.0,
+    }
+    assert train._agreement("lmms-lab/multimodal-open-r1-8k-verified", before, after) == {}
 
 
 def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):

@@ -224,6 +224,10 @@ def _evaluate(args) -> None:
     result = evaluate(
         model, processor, test_set, preset.eval_max_new_tokens, preset.eval_batch_size
     )
+    if dataset is None:  # the colour task: does the answer name the hue its think names?
+        from vlmgrpo.synthetic import agreement
+
+        result["agreement"] = agreement([r["completion"] for r in result["records"]])
     print(json.dumps({k: v for k, v in result.items() if k != "records"}, indent=2))
 
 

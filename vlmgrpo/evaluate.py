@@ -9,14 +9,17 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
-from vlmgrpo.rewards import accuracy_reward, format_reward
+from vlmgrpo.rewards import accuracy_reward, extract_answer, format_reward
 
 
-def _prompt_texts(processor, problems: list[str], system_prompt: str) -> list[str]:
+def _prompt_texts(
+    processor, problems: list[str], system_prompt: str, prefixes: list[str] | None = None
+) -> list[str]:
     conversations = [build_conversation(p, system_prompt) for p in problems]
+    prefixes = prefixes or [""] * len(problems)
     return [
-        processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
-        for c in conversations
+        processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + prefix
+        for c, prefix in zip(conversations, prefixes, strict=True)
     ]
 
 
@@ -45,13 +48,18 @@ def generate(
     problems: list[str],
     max_new_tokens: int,
     system_prompt: str = SYSTEM_PROMPT,
+    prefixes: list[str] | None = None,
 ) -> tuple[list[str], list[int]]:
-    """Greedy completions for a batch; decodes only the new tokens, never the prompt."""
+    """Greedy completions for a batch; decodes only the new tokens, never the prompt.
+
+    `prefixes` are forced starts of the answers (an intervention on the reasoning): each is
+    appended to its prompt, and the model continues it.
+    """
     tokenizer = processor.tokenizer
     side, tokenizer.padding_side = tokenizer.padding_side, "left"  # generation appends right
     try:
         batch = processor(
-            text=_prompt_texts(processor, problems, system_prompt),
+            text=_prompt_texts(processor, problems, system_prompt, prefixes),
             images=images,
             padding=True,
             return_tensors="pt",
@@ -89,6 +97,44 @@ def evaluate(
         for text, sol, acc, fmt in zip(texts, rows["solution"], accuracy, formats, strict=True):
             records.append({"completion": text, "solution": sol, "accuracy": acc, "format": fmt})
     return summarize(records)
+
+
+def intervene(
+    model,
+    processor,
+    dataset,
+    prefixes: list[str],
+    targets: list[str],
+    max_new_tokens: int,
+    batch_size: int = 16,
+) -> dict:
+    """Force each answer to start with its prefix; how often does the answer then say target?
+
+    The prefixes put a claim into the reasoning (`<think>I see one blue`); `follow` is the share
+    of answers equal to their target (the claim), `accuracy` the share still right.
+    """
+    records = []
+    for start in range(0, len(dataset), batch_size):
+        rows = dataset[start : start + batch_size]
+        forced = prefixes[start : start + batch_size]
+        texts, _ = generate(
+            model, processor, rows["image"], rows["problem"], max_new_tokens, prefixes=forced
+        )
+        texts = [prefix + text for prefix, text in zip(forced, texts, strict=True)]
+        answers = [extract_answer(text) for text in texts]
+        for text, answer, sol, target in zip(
+            texts, answers, rows["solution"], targets[start : start + batch_size], strict=True
+        ):
+            records.append(
+                {"completion": text, "answer": answer, "solution": sol, "target": target}
+            )
+    n = max(1, len(records))
+    return {
+        "follow": sum(r["answer"] == r["target"] for r in records) / n,
+        "accuracy": sum(r["answer"] == r["solution"] for r in records) / n,
+        "n": len(records),
+        "records": records,
+    }
 
 
 def summarize(records: list[dict]) -> dict:

@@ -40,27 +40,35 @@ def plot_reward_curve(metrics_csv: str | Path, out: str | Path | None = None, dp
     return fig
 
 
-# The panels of a run's dashboard: (title, metrics.csv columns).
+# The panels of a run's dashboard, in reading order: (title, metrics.csv columns).
 PANELS = (
     ("rewards", tuple(REWARD_COLUMNS)),
     ("reward std within groups", ("reward_std",)),
+    ("groups with equal rewards", ("frac_reward_zero_std",)),
     ("completion length (tokens)", ("completions/mean_length",)),
+    ("entropy (nats per token)", ("entropy",)),
     ("clipped fraction", ("clip_ratio/region_mean",)),
     ("KL to the reference", ("kl",)),
+    ("loss (not a progress signal)", ("loss",)),
 )
 
 
-def plot_metrics(metrics_csv: str | Path, out: str | Path | None = None, dpi: int = 80):
+def plot_metrics(
+    metrics_csv: str | Path, out: str | Path | None = None, dpi: int = 80, columns: int = 4
+):
     """A panel per training signal in metrics.csv (KL only when the run had beta > 0)."""
     m = read_metrics(metrics_csv)
     panels = [(title, [c for c in cols if c in m]) for title, cols in PANELS]
     panels = [(title, cols) for title, cols in panels if cols]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
-    for ax, (title, columns) in zip(axes[0], panels, strict=True):
-        for column in columns:
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (title, cols) in zip(axes.flat, panels, strict=False):
+        for column in cols:
             ax.plot(m["step"], m[column], label=REWARD_COLUMNS.get(column, column))
         ax.set(title=title, xlabel="step")
-        if len(columns) > 1:
+        if len(cols) > 1:
             ax.legend(fontsize=7)
     fig.tight_layout()
     if out is not None:

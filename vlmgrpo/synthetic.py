@@ -3,11 +3,13 @@
 Each image is one large circle or square of one of six hues, with its exact shade, size
 and place drawn at random on a dark background. The gold answer is the hue's name.
 
-The cold-start (warm-up) answers imitate a sloppy annotator who often names the next hue
-round the colour wheel (orange for red, yellow for orange, ...), as imperfect human or
-model-written traces do. Supervised learning copies that habit: the warmed-up model still
-samples the right colour often, but its greedy answer is usually the neighbour. GRPO,
-rewarded by the true colour, has to remove the habit. (A counting task was tried first:
+The cold-start (warm-up) traces describe the image correctly in their `<think>` ("I see one
+red circle."), in one of a few phrasings of different lengths, but their `<answer>` comes from a
+sloppy annotator who often names the next hue round the colour wheel (orange for red, yellow
+for orange, ...), as imperfect human or model-written traces do. Supervised learning copies
+that habit: the warmed-up model reasons correctly and still answers the neighbour, so its
+answer often contradicts its own reasoning. GRPO, rewarded by the true colour, has to remove
+the habit, and so brings the answer in line with the reasoning. (A counting task was tried first:
 the tiny model could not learn to count within a short warm-up, while hue it learns in
 about a hundred steps.)
 """
@@ -15,10 +17,13 @@ about a hundred steps.)
 from __future__ import annotations
 
 import random
+import re
 
 from datasets import Dataset, Features, Value
 from datasets import Image as ImageFeature
 from PIL import Image, ImageDraw
+
+from vlmgrpo.rewards import extract_answer
 
 # Hues in order round the colour wheel; the annotator's mistake is the next one.
 HUES = {
@@ -38,11 +43,21 @@ QUESTIONS = (
     "Name the colour of the object.",
     "Which colour do you see?",
 )
-THINK = "I look at the shape and name its colour."
+SHAPES = ("circle", "square")
+# The cold start's reasoning, from terse to wordy: completions of different lengths, so that
+# the loss variants' length normalisations have something to act on.
+THINKS = (
+    "One {hue} {shape}.",
+    "I see one {hue} {shape}.",
+    "There is one {shape} in the image. It is {hue}.",
+    "I look at the image. I see one {shape} on a dark background. Its colour is {hue}.",
+)
 
 
-def draw_shape(hue: str, rng: random.Random) -> Image.Image:
-    """A circle or square of the given hue, with jittered shade, size and position."""
+def draw_shape(hue: str, rng: random.Random, shape: str | None = None) -> Image.Image:
+    """A circle or square (random unless given) of the given hue, jittered shade, size, place."""
+    if shape is None:
+        shape = rng.choice(SHAPES)
     image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUND)
     draw = ImageDraw.Draw(image)
     radius = rng.randint(24, 40)
@@ -50,13 +65,58 @@ def draw_shape(hue: str, rng: random.Random) -> Image.Image:
     cy = rng.randint(radius, IMAGE_SIZE - radius)
     colour = tuple(min(255, max(0, c + rng.randint(-20, 20))) for c in HUES[hue])
     box = [cx - radius, cy - radius, cx + radius, cy + radius]
-    (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
+    (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
     return image
 
 
-def completion(answer: str, think: str = THINK) -> str:
-    """A completion in the shape the system prompt asks for."""
+def describe(hue: str, shape: str, style: int = 1) -> str:
+    """The reasoning of a cold-start trace: what the image shows, in phrasing `style`."""
+    return THINKS[style].format(hue=hue, shape=shape)
+
+
+def completion(answer: str, think: str | None = None) -> str:
+    """A completion in the shape the system prompt asks for (by default, reasoning that agrees)."""
+    if think is None:
+        think = describe(answer, "circle")
     return f"<think>{think}</think><answer>{answer}</answer>"
+
+
+def named_hues(text: str) -> list[str]:
+    """The hue names in `text`, in the order they appear."""
+    return re.findall(r"\b(" + "|".join(NAMES) + r")\b", text.lower())
+
+
+def think_hue(completion: str) -> str | None:
+    """The hue the `<think>` block names (the first one), or None if it names none."""
+    match = re.search(r"<think>(.*?)</think>", completion, re.DOTALL)
+    hues = named_hues(match.group(1)) if match else []
+    return hues[0] if hues else None
+
+
+def think_shape(completion: str) -> str | None:
+    """The shape the `<think>` block names, or None if it names none."""
+    match = re.search(r"<think>(.*?)</think>", completion, re.DOTALL)
+    found = re.findall(r"\b(" + "|".join(SHAPES) + r")\b", match.group(1)) if match else []
+    return found[0] if found else None
+
+
+def agreement(completions: list[str]) -> float:
+    """Share of completions whose answer is the hue their own `<think>` names."""
+    agree = 0
+    for text in completions:
+        hue, answer = think_hue(text), extract_answer(text)
+        agree += hue is not None and answer is not None and answer.lower() == hue
+    return agree / max(1, len(completions))
+
+
+def opposite(hue: str) -> str:
+    """The hue across the wheel: neither the hue nor the annotator's slip, nor their slips."""
+    return NAMES[(NAMES.index(hue) + len(NAMES) // 2) % len(NAMES)]
+
+
+def forced_think(hue: str) -> str:
+    """The fixed start of an intervention: reasoning that claims `hue`, for the model to go on."""
+    return f"<think>I see one {hue}"
 
 
 def make_colour_dataset(n: int, seed: int) -> Dataset:
@@ -65,7 +125,7 @@ def make_colour_dataset(n: int, seed: int) -> Dataset:
     rows = {"image": [], "problem": [], "solution": []}
     for _ in range(n):
         hue = rng.choice(NAMES)
-        rows["image"].append(draw_shape(hue, rng))
+        rows["image"].append(draw_shape(hue, rng, rng.choice(SHAPES)))
         rows["problem"].append(rng.choice(QUESTIONS))
         rows["solution"].append(hue)
     features = Features(
@@ -83,4 +143,5 @@ def annotator_label(hue: str, mislabel: float, rng: random.Random) -> str:
 
 def corpus() -> list[str]:
     """Every text the task uses, for training the tiny model's tokenizer."""
-    return [*QUESTIONS, THINK, *NAMES, *(completion(name) for name in NAMES)]
+    thinks = [t.format(hue=h, shape=s) for t in THINKS for h in NAMES for s in SHAPES]
+    return [*QUESTIONS, *thinks, *NAMES, *(completion(name) for name in NAMES)]

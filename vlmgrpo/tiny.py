@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock  # a dependency of torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 from transformers import (
@@ -66,7 +67,7 @@ CHAT_TEMPLATE = (
     "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-VERSION = 1  # bump when the build below changes, so cached models are rebuilt
+VERSION = 3  # bump when the build below changes, so cached models are rebuilt
 
 
 @dataclass(frozen=True)
@@ -197,11 +198,13 @@ def _cold_start_batch(processor, rng: random.Random, spec: TinySpec, size: int) 
     """A batch of annotated conversations; labels cover only the assistant's reply."""
     texts, images = [], []
     for _ in range(size):
-        hue = rng.choice(synthetic.NAMES)
-        images.append(synthetic.draw_shape(hue, rng))
+        hue, shape = rng.choice(synthetic.NAMES), rng.choice(synthetic.SHAPES)
+        images.append(synthetic.draw_shape(hue, rng, shape))
+        # The reasoning is right; the answer is the sloppy annotator's.
+        think = synthetic.describe(hue, shape, rng.randrange(len(synthetic.THINKS)))
         label = synthetic.annotator_label(hue, spec.mislabel, rng)
         conversation = build_conversation(rng.choice(synthetic.QUESTIONS))
-        reply = [{"type": "text", "text": synthetic.completion(label)}]
+        reply = [{"type": "text", "text": synthetic.completion(label, think)}]
         conversation.append({"role": "assistant", "content": reply})
         texts.append(processor.apply_chat_template(conversation, tokenize=False))
     batch = processor(text=texts, images=images, padding=True, return_tensors="pt")
@@ -256,6 +259,17 @@ def make_tiny(
     out = Path(out_dir) if out_dir is not None else cache_dir(spec)
     if (out / "config.json").exists() and not force:
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Two notebooks opened at once must not build the same model side by side: the second
+    # waits for the first, then finds the finished build.
+    with FileLock(str(out) + ".lock"):
+        if (out / "config.json").exists() and not force:
+            return out
+        _build(spec, out)
+    return out
+
+
+def _build(spec: TinySpec, out: Path) -> None:
     torch.manual_seed(spec.seed)
     tokenizer = build_tokenizer(spec)
     processor = build_processor(tokenizer)
@@ -274,4 +288,3 @@ def make_tiny(
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out

@@ -51,6 +51,7 @@ from vlmgrpo.presets import (  # noqa: F401  (re-exported: the recipes used to l
     PRESETS,
     Preset,
     get_preset,
+    notebook_preset,
 )
 from vlmgrpo.rewards import accuracy_reward, format_reward
 from vlmgrpo.utils import UsageError, seed_everything
@@ -135,6 +136,14 @@ def check_preset(preset: Preset, num_processes: int | None = None) -> None:
             "--vllm-gpu-memory-utilization is vLLM's share of each GPU, in (0, 1]; got "
             f"{preset.vllm_gpu_memory_utilization}"
         )
+    if not (math.isfinite(preset.epsilon) and preset.epsilon > 0):
+        raise UsageError(f"epsilon (the clip range) must be positive, got {preset.epsilon}")
+    if preset.epsilon_high is not None and not preset.epsilon_high >= preset.epsilon:
+        raise UsageError(
+            f"epsilon_high must be at least epsilon ({preset.epsilon}), got {preset.epsilon_high}"
+        )
+    if preset.num_iterations < 1:
+        raise UsageError(f"num_iterations must be 1 or more, got {preset.num_iterations}")
     if preset.vllm_mode not in ("colocate", "server"):
         raise UsageError(f"--vllm-mode must be colocate or server, got {preset.vllm_mode!r}")
     if preset.use_vllm and not is_vllm_available():
@@ -247,6 +256,8 @@ def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOC
         save_strategy="steps",
         save_steps=preset.save_steps,
         epsilon=preset.epsilon,
+        epsilon_high=preset.epsilon_high,
+        num_iterations=preset.num_iterations,
         logging_first_step=True,  # a smoke run shows its first step at once
         bf16=preset.bf16 and cuda,
         **{CHECKPOINTING: preset.activation_checkpointing},
@@ -278,9 +289,10 @@ class RunLog(TrainerCallback):
     """Each training log: a row of metrics.csv and, with `progress`, one compact line.
 
     The line (step, reward per function, reward std, completion length, seconds per step)
-    stays readable on a terminal over ssh, under a progress bar; metrics.csv and TensorBoard
-    keep every column. On resume, rows past the checkpoint's step are dropped first, so each
-    step appears once.
+    stays readable on a terminal over ssh, under a progress bar: the bar shows the latest one,
+    and about ten of them are kept above it, one per tenth of the run, so a notebook's output
+    stays short. metrics.csv and TensorBoard keep every column. On resume, rows past the
+    checkpoint's step are dropped first, so each step appears once.
     """
 
     def __init__(self, path: str | Path, progress: bool = False):
@@ -290,6 +302,7 @@ class RunLog(TrainerCallback):
         self.bar = None
         self._tick = time.perf_counter()
         self._step = 0
+        self._next_line = 0
 
     def on_train_begin(self, args, state, control, **kwargs):
         rows = _read_csv(self.path)
@@ -301,6 +314,7 @@ class RunLog(TrainerCallback):
         self._tick, self._step = time.perf_counter(), state.global_step
         if self.progress:
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="GRPO steps")
+        self._next_line = state.global_step
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -319,7 +333,11 @@ class RunLog(TrainerCallback):
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
         if self.bar is not None:
-            self.bar.write(log_line(row, state.max_steps))
+            line = log_line(row, state.max_steps)
+            self.bar.set_postfix_str(line.split(" | ", 1)[-1], refresh=False)
+            if state.global_step >= self._next_line or state.global_step >= state.max_steps:
+                self.bar.write(line)
+                self._next_line = state.global_step + max(1, state.max_steps // 10)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -526,6 +544,16 @@ def read_run_file(run_dir: str | Path) -> dict:
     )
 
 
+def _agreement(dataset: str | None, before: dict, after: dict) -> dict:
+    """On the colour task: how often the answer names the hue the model's own think names."""
+    if dataset is not None:
+        return {}
+    return {
+        f"agreement_{when}": synthetic.agreement([r["completion"] for r in part["records"]])
+        for when, part in (("before", before), ("after", after))
+    }
+
+
 def run(
     preset: str | Preset = "tiny",
     *,
@@ -594,6 +622,7 @@ def run(
         "accuracy_after": after["accuracy"],
         "format_before": before["format"],
         "format_after": after["format"],
+        **_agreement(dataset, before, after),
         "train_seconds": round(train_seconds, 1),
         "steps": trainer.state.global_step,
         "n_eval": after["n"],
