@@ -217,7 +217,7 @@ def test_train_flags_show_each_preset_default_and_reach_the_config(tmp_path):
     ):
         assert flag in text
     compact = " ".join(text.split())
-    assert "tiny: 24, qwen2.5-vl-3b: 1024, qwen2.5-vl-3b-24gb: 512" in compact
+    assert "tiny: 32, qwen2.5-vl-3b: 1024, qwen2.5-vl-3b-24gb: 512" in compact
     assert "qwen2.5-vl-3b: 0.3, qwen2.5-vl-3b-24gb: 0.45" in compact
     args = parser.parse_args(
         ["train", "--preset", "qwen2.5-vl-3b", "--max-completion-length", "256"]
