@@ -86,18 +86,26 @@ def named_hues(text: str) -> list[str]:
     return re.findall(r"\b(" + "|".join(NAMES) + r")\b", text.lower())
 
 
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_SHAPE_WORD = re.compile(r"\b(" + "|".join(SHAPES) + r")\b")
+
+
+def _think_text(completion: str) -> str:
+    """The first `<think>` block's text, or "" when there is none."""
+    match = _THINK.search(completion)
+    return match.group(1) if match else ""
+
+
 def think_hue(completion: str) -> str | None:
     """The hue the `<think>` block names (the first one), or None if it names none."""
-    match = re.search(r"<think>(.*?)</think>", completion, re.DOTALL)
-    hues = named_hues(match.group(1)) if match else []
+    hues = named_hues(_think_text(completion))
     return hues[0] if hues else None
 
 
 def think_shape(completion: str) -> str | None:
     """The shape the `<think>` block names, or None if it names none."""
-    match = re.search(r"<think>(.*?)</think>", completion, re.DOTALL)
-    found = re.findall(r"\b(" + "|".join(SHAPES) + r")\b", match.group(1)) if match else []
-    return found[0] if found else None
+    shapes = _SHAPE_WORD.findall(_think_text(completion))
+    return shapes[0] if shapes else None
 
 
 def agreement(completions: list[str]) -> float:
