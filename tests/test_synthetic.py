@@ -124,8 +124,7 @@ def test_corpus_covers_the_task():
         assert name in texts
         assert synthetic.completion(name) in texts
         for template in THINKS:
-            for shape in SHAPES:
-                assert template.format(hue=name, shape=shape) in texts
+            assert template.format(hue=name) in texts
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -137,7 +136,7 @@ def test_completion_earns_the_rewards(name):
 
 
 def test_the_phrasings_differ_in_length():
-    lengths = [len(synthetic.describe("red", "circle", style)) for style in range(len(THINKS))]
+    lengths = [len(synthetic.describe("red", style)) for style in range(len(THINKS))]
     assert lengths == sorted(lengths) and len(set(lengths)) == len(THINKS)
 
 
@@ -153,24 +152,30 @@ def test_shape_is_drawn_as_asked(shape):
 
 
 @pytest.mark.parametrize(
-    "completion, hue, shape",
+    "completion, hue",
     [
-        ("<think>I see one red circle.</think><answer>orange</answer>", "red", "circle"),
-        ("<think>There is one square in the image. It is Blue.</think>", "blue", "square"),
-        ("<think>no colour here</think><answer>red</answer>", None, None),
-        ("<answer>red</answer>", None, None),
-        ("<think>red, or orange?</think><answer>orange</answer>", "red", None),
+        ("<think>I see one red shape.</think><answer>orange</answer>", "red"),
+        ("<think>There is one shape in the image. It is Blue.</think>", "blue"),
+        ("<think>no colour here</think><answer>red</answer>", None),
+        ("<answer>red</answer>", None),
+        ("<think>red, or orange?</think><answer>orange</answer>", "red"),
     ],
 )
-def test_think_hue_and_shape(completion, hue, shape):
+def test_think_hue(completion, hue):
     assert synthetic.think_hue(completion) == hue
-    assert synthetic.think_shape(completion) == shape
+
+
+def test_the_reasoning_names_no_form():
+    """The cold start names the hue only: the tiny model cannot tell a circle from a square."""
+    for style in range(len(THINKS)):
+        think = synthetic.describe("red", style)
+        assert not set(SHAPES) & set(think.rstrip(".").split()), think
 
 
 def test_agreement_compares_the_answer_with_the_think():
     completions = [
-        synthetic.completion("red", synthetic.describe("red", "circle")),
-        synthetic.completion("orange", synthetic.describe("red", "circle")),
+        synthetic.completion("red", synthetic.describe("red")),
+        synthetic.completion("orange", synthetic.describe("red")),
         "<think>I see one red circle.</think>",  # no answer: disagrees
         "<think>a shape</think><answer>red</answer>",  # no hue named: disagrees
     ]

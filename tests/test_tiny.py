@@ -363,9 +363,10 @@ def test_cold_start_labels_cover_only_the_reply(tokenizer):
         assert reply.rstrip("\n").endswith("</answer><|im_end|>")
         answer = reply.split("<answer>")[1].split("</answer>")[0]
         assert answer in synthetic.NAMES
-        # The reasoning names one hue and one shape; the answer is that hue or its slip.
+        # The reasoning names one hue and no form; the answer is that hue or its slip.
         hue = synthetic.think_hue(reply)
-        assert synthetic.named_hues(think) == [hue] and synthetic.think_shape(reply)
+        assert synthetic.named_hues(think) == [hue]
+        assert not {"circle", "square"} & set(think.replace(".", " ").split())
         assert answer in (hue, synthetic.NAMES[(synthetic.NAMES.index(hue) + 1) % 6])
 
 

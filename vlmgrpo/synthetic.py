@@ -4,7 +4,7 @@ Each image is one large circle or square of one of six hues, with its exact shad
 and place drawn at random on a dark background. The gold answer is the hue's name.
 
 The cold-start (warm-up) traces describe the image correctly in their `<think>` ("I see one
-red circle."), in one of a few phrasings of different lengths, but their `<answer>` comes from a
+red shape."), in one of a few phrasings of different lengths, but their `<answer>` comes from a
 sloppy annotator who often names the next hue round the colour wheel (orange for red, yellow
 for orange, ...), as imperfect human or model-written traces do. Supervised learning copies
 that habit: the warmed-up model reasons correctly and still answers the neighbour, so its
@@ -45,12 +45,14 @@ QUESTIONS = (
 )
 SHAPES = ("circle", "square")
 # The cold start's reasoning, from terse to wordy: completions of different lengths, so that
-# the loss variants' length normalisations have something to act on.
+# the loss variants' length normalisations have something to act on. It names the hue and not
+# the form: the tiny vision tower learns colour in a short cold start, not circle from square,
+# and a trace that named the form would state a guess as a fact.
 THINKS = (
-    "One {hue} {shape}.",
-    "I see one {hue} {shape}.",
-    "There is one {shape} in the image. It is {hue}.",
-    "I look at the image. I see one {shape} on a dark background. Its colour is {hue}.",
+    "One {hue} shape.",
+    "I see one {hue} shape.",
+    "There is one shape in the image. It is {hue}.",
+    "I look at the image. I see one shape on a dark background. Its colour is {hue}.",
 )
 
 
@@ -69,15 +71,15 @@ def draw_shape(hue: str, rng: random.Random, shape: str | None = None) -> Image.
     return image
 
 
-def describe(hue: str, shape: str, style: int = 1) -> str:
-    """The reasoning of a cold-start trace: what the image shows, in phrasing `style`."""
-    return THINKS[style].format(hue=hue, shape=shape)
+def describe(hue: str, style: int = 1) -> str:
+    """The reasoning of a cold-start trace: the hue the image shows, in phrasing `style`."""
+    return THINKS[style].format(hue=hue)
 
 
 def completion(answer: str, think: str | None = None) -> str:
     """A completion in the shape the system prompt asks for (by default, reasoning that agrees)."""
     if think is None:
-        think = describe(answer, "circle")
+        think = describe(answer)
     return f"<think>{think}</think><answer>{answer}</answer>"
 
 
@@ -87,7 +89,6 @@ def named_hues(text: str) -> list[str]:
 
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-_SHAPE_WORD = re.compile(r"\b(" + "|".join(SHAPES) + r")\b")
 
 
 def _think_text(completion: str) -> str:
@@ -100,12 +101,6 @@ def think_hue(completion: str) -> str | None:
     """The hue the `<think>` block names (the first one), or None if it names none."""
     hues = named_hues(_think_text(completion))
     return hues[0] if hues else None
-
-
-def think_shape(completion: str) -> str | None:
-    """The shape the `<think>` block names, or None if it names none."""
-    shapes = _SHAPE_WORD.findall(_think_text(completion))
-    return shapes[0] if shapes else None
 
 
 def agreement(completions: list[str]) -> float:
@@ -151,5 +146,5 @@ def annotator_label(hue: str, mislabel: float, rng: random.Random) -> str:
 
 def corpus() -> list[str]:
     """Every text the task uses, for training the tiny model's tokenizer."""
-    thinks = [t.format(hue=h, shape=s) for t in THINKS for h in NAMES for s in SHAPES]
+    thinks = [t.format(hue=h) for t in THINKS for h in NAMES]
     return [*QUESTIONS, *thinks, *NAMES, *(completion(name) for name in NAMES)]

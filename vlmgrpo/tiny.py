@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 from filelock import FileLock  # a dependency of torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-from tqdm.auto import tqdm
 from transformers import (
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
@@ -39,6 +38,7 @@ from transformers import (
 
 from vlmgrpo import synthetic
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
+from vlmgrpo.utils import progress_bar
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -67,7 +67,7 @@ CHAT_TEMPLATE = (
     "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-VERSION = 3  # bump when the build below changes, so cached models are rebuilt
+VERSION = 4  # bump when the build below changes, so cached models are rebuilt
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def _cold_start_batch(processor, rng: random.Random, spec: TinySpec, size: int) 
         hue, shape = rng.choice(synthetic.NAMES), rng.choice(synthetic.SHAPES)
         images.append(synthetic.draw_shape(hue, rng, shape))
         # The reasoning is right; the answer is the sloppy annotator's.
-        think = synthetic.describe(hue, shape, rng.randrange(len(synthetic.THINKS)))
+        think = synthetic.describe(hue, rng.randrange(len(synthetic.THINKS)))
         label = synthetic.annotator_label(hue, spec.mislabel, rng)
         conversation = build_conversation(rng.choice(synthetic.QUESTIONS))
         reply = [{"type": "text", "text": synthetic.completion(label, think)}]
@@ -235,7 +235,7 @@ def warm_up(model, processor, spec: TinySpec, progress: bool = True) -> list[flo
     model.train()
     losses = []
     try:
-        bar = tqdm(range(spec.warmup_steps), desc="cold start", disable=not progress)
+        bar = progress_bar(range(spec.warmup_steps), desc="cold start", disable=not progress)
         for _ in bar:
             batch = _cold_start_batch(processor, rng, spec, spec.warmup_batch)
             loss = model(**batch).loss
