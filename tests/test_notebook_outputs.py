@@ -110,3 +110,22 @@ def test_notebook_ends_with_exercises(path):
     count = len(re.findall(r"^\s*\d+\.\s", text, re.M))
     assert 2 <= count <= 4, f"{path.name}: {count} exercises, want 2 to 4"
     assert (NOTEBOOKS / "solutions" / path.name).is_file(), f"no solutions/{path.name}"
+
+
+# A tqdm bar's text: "desc: 40%|████      | 2/5 [...]".
+BAR = re.compile(r"(\d+)%\|[^|]*\|\s*(\d+)/(\d+)")
+
+
+@pytest.mark.parametrize("path", STORED, ids=lambda p: str(p.relative_to(NOTEBOOKS)))
+def test_no_progress_bar_is_stored_half_drawn(path):
+    """A stored bar shows where it finished: a first frame reads as if nothing ran."""
+    problems = []
+    for i, cell in enumerate(code_cells(path)):
+        for output in cell.get("outputs", []):
+            if "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
+                problems.append(f"{label(path, i, cell)}: a widget, stored as its first frame")
+            for text in output_texts(output):
+                for done, total in ((int(m[2]), int(m[3])) for m in BAR.finditer(text)):
+                    if done < total:
+                        problems.append(f"{label(path, i, cell)}: bar stored at {done}/{total}")
+    assert not problems, "\n".join(problems)

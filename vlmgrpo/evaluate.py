@@ -6,10 +6,10 @@ import time
 
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
 from vlmgrpo.rewards import accuracy_reward, extract_answer, format_reward
+from vlmgrpo.utils import progress_bar
 
 
 def _prompt_texts(
@@ -88,7 +88,7 @@ def evaluate(
 ) -> dict:
     """Accuracy and format rate of greedy answers on `dataset` (image, problem, solution)."""
     records = []
-    for start in tqdm(range(0, len(dataset), batch_size), desc=desc, disable=not progress):
+    for start in progress_bar(range(0, len(dataset), batch_size), desc=desc, disable=not progress):
         rows = dataset[start : start + batch_size]
         texts, _ = generate(model, processor, rows["image"], rows["problem"], max_new_tokens)
         # The problem lists a multiple-choice question's options: the reward reads them.

@@ -35,7 +35,6 @@ from accelerate import PartialState
 from accelerate.utils import gather_object, parse_flag_from_env
 from peft import LoraConfig
 from peft.tuners.tuners_utils import check_target_module_exists
-from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
@@ -54,7 +53,7 @@ from vlmgrpo.presets import (  # noqa: F401  (re-exported: the recipes used to l
     notebook_preset,
 )
 from vlmgrpo.rewards import accuracy_reward, format_reward
-from vlmgrpo.utils import UsageError, seed_everything
+from vlmgrpo.utils import UsageError, progress_bar, seed_everything
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 # What `run` and the Trainer write into a run folder; --overwrite deletes nothing else.
@@ -313,7 +312,9 @@ class RunLog(TrainerCallback):
             _write_csv(self.path, self.columns, kept)
         self._tick, self._step = time.perf_counter(), state.global_step
         if self.progress:
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="GRPO steps")
+            self.bar = progress_bar(
+                total=state.max_steps, initial=state.global_step, desc="GRPO steps"
+            )
         self._next_line = state.global_step
 
     def on_step_end(self, args, state, control, **kwargs):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import warnings
 
 import numpy as np
 import torch
+from tqdm import std
+from tqdm.auto import tqdm as auto_tqdm
 
 
 class UsageError(ValueError):
@@ -59,3 +62,41 @@ def quiet_notebook() -> None:
     quiet_known_warnings()
     datasets.disable_progress_bars()
     hf_logging.disable_progress_bar()
+
+
+def _in_jupyter_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+class _TextBar(std.tqdm):
+    """tqdm drawn as one text output that each refresh replaces (a Jupyter display handle).
+
+    A widget bar is stored with the text of its first frame ("0%| | 0/3"), which is what a
+    notebook viewer without the widget's state shows; this bar's stored output is its last
+    frame. Lines written with `write` print below it.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._handle = None
+        kwargs["file"] = io.StringIO()  # the terminal rendering goes nowhere
+        kwargs.setdefault("ascii", False)  # block characters, as tqdm draws on a terminal
+        super().__init__(*args, **kwargs)
+        if not self.disable:
+            from IPython.display import display
+
+            self._handle = display({"text/plain": str(self)}, raw=True, display_id=True)
+
+    def display(self, msg=None, pos=None):
+        if self._handle is not None:
+            self._handle.update({"text/plain": str(self)}, raw=True)
+        return True
+
+
+def progress_bar(iterable=None, **kwargs):
+    """A tqdm bar: in a Jupyter kernel one text output updated in place, elsewhere tqdm.auto's."""
+    bar = _TextBar if _in_jupyter_kernel() else auto_tqdm
+    return bar(iterable, **kwargs)
