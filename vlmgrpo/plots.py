@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import textwrap
 from pathlib import Path
 
 # No backend is chosen here: a notebook keeps its inline figures, and the CLI picks Agg itself.
 import matplotlib.pyplot as plt
+
+from vlmgrpo.rewards import extract_answer
 
 REWARD_COLUMNS = {
     "rewards/format_reward/mean": "format",
@@ -77,24 +80,55 @@ def plot_metrics(
     return fig
 
 
-def plot_answer_grid(images: list, records: list[dict], columns: int = 4, dpi: int = 80):
-    """Images with the model's completion under each, titled right or wrong."""
-    rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 3.2 * rows), squeeze=False)
+def _think_and_answer(completion: str, width: int, lines: int) -> tuple[str, str]:
+    """The completion's reasoning wrapped to `lines` lines of `width`, and its answer."""
+    think = completion.split("<think>")[-1].split("</think>")[0].strip() or "(no reasoning)"
+    wrapped = textwrap.wrap(" ".join(think.split()), width) or [""]
+    if len(wrapped) > lines:
+        wrapped = [*wrapped[: lines - 1], wrapped[lines - 1][: width - 1] + "…"]
+    return "\n".join(wrapped), extract_answer(completion) or "(no answer)"
+
+
+def plot_answers(
+    images: list, models: dict[str, list[dict]], dpi: int = 80, width: int = 40, lines: int = 3
+):
+    """One image per row; beside it, each model's reasoning and answer, marked right or wrong.
+
+    `models` maps a label ("base model", "after RL") to the evaluation records of the same
+    images, in order. Long reasoning is wrapped and cut to `lines` lines, so that a real
+    model's page of thought fits a row as well as the tiny model's one sentence.
+    """
+    row_height = 0.35 + 0.22 * (lines + 1)
+    fig, axes = plt.subplots(
+        len(images),
+        1 + len(models),
+        figsize=(1.4 + 4.8 * len(models), row_height * len(images) + 0.4),
+        gridspec_kw={"width_ratios": [1.0, *[3.6] * len(models)]},
+        squeeze=False,
+    )
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, record in zip(axes.flat, images, records, strict=False):
-        ax.imshow(image)
-        right = record["accuracy"] == 1.0
-        ax.set_title(
-            f"{'right' if right else 'wrong'} (gold: {record['solution']})",
-            color="green" if right else "red",
-            fontsize=9,
-        )
-        text = record["completion"].replace("</think>", "</think>\n")
-        ax.text(
-            0.5, -0.04, text, transform=ax.transAxes, ha="center", va="top", fontsize=7, wrap=True
-        )
+    for column, label in enumerate(models, start=1):
+        axes[0, column].set_title(label, loc="left", fontsize=13, fontweight="bold")
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(image)
+        for column, records in enumerate(models.values(), start=1):
+            record = records[row]
+            think, answer = _think_and_answer(record["completion"], width, lines)
+            right = record["accuracy"] == 1.0
+            ax = axes[row, column]
+            ax.text(0, 0.95, think, transform=ax.transAxes, va="top", fontsize=12)
+            verdict = "right" if right else f"wrong, gold {record['solution']}"
+            ax.text(
+                0,
+                0.02,
+                f"answer: {answer}  ({verdict})",
+                transform=ax.transAxes,
+                va="bottom",
+                fontsize=12,
+                fontweight="bold",
+                color="tab:green" if right else "tab:red",
+            )
     fig.set_dpi(dpi)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=0.6)
     return fig
