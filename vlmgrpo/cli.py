@@ -51,7 +51,7 @@ TRAIN_SETTINGS = (
     ("--max-completion-length", "max_completion_length", _positive_int, "tokens per answer"),
     ("--fraction", "fraction", _fraction, "share of a real dataset's rows used (first N %%)"),
     ("--num-train-epochs", "num_train_epochs", float, "passes over the data (with no max steps)"),
-    ("--beta", "beta", float, "KL penalty coefficient; > 0 loads a reference model"),
+    ("--beta", "beta", float, "KL penalty; > 0 adds a forward pass with LoRA off (no model copy)"),
     ("--loss-type", "loss_type", str, "how token losses are averaged"),
     ("--save-steps", "save_steps", _positive_int, "checkpoint every N steps"),
     (

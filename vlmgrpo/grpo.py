@@ -10,8 +10,10 @@ G completions o_1..o_G for each prompt q from the old policy, scores them, and m
 with the per-token probability ratio r_{i,t} = pi_theta(o_{i,t} | q, o_{i,<t}) /
 pi_old(o_{i,t} | q, o_{i,<t}), and the group-relative advantage A_{i,t} = (R_i - mean(R)) /
 std(R) shared by every token of completion i: no value network, the group is the baseline.
-The KL to a frozen reference is estimated per token with Schulman's unbiased k3 estimator
-(eq. 4), and is optional (TRL's default is beta = 0, no reference model).
+The KL to a frozen reference is estimated per token with Schulman's k3 estimator (eq. 4),
+unbiased for the KL's value under samples from pi_theta (not for its gradient), and is
+optional (TRL's default is beta = 0; with a PEFT model TRL's reference is the same model
+with the adapter disabled, so beta > 0 costs a forward pass, not a copy).
 
 `grpo_loss` returns -J for one batch, and equals TRL 1.16's `GRPOTrainer._compute_loss` for
 the same per-token log-probs in one process without gradient accumulation, for the loss

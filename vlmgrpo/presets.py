@@ -25,7 +25,7 @@ prompt length                  ``max_prompt_length``        gone in TRL 1.16; im
                                                             at 256 x 28 x 28 pixels instead*
 precision                      bf16                         bf16 (fp32 on a CPU*)
 epochs                         1                            1
-KL coefficient beta            not set (TRL's then: 0.04)   0.0: no reference model
+KL coefficient beta            not set (TRL's then: 0.04)   0.0: no KL term
 loss                           not set (TRL's then)         "dapo": token-level, no length bias
 reward scaling                 by the group's std           ``scale_rewards="group"``
 clip epsilon                   0.2                          0.2 (``epsilon_high`` = epsilon)
