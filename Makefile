@@ -17,7 +17,8 @@ KIT_PYTHON ?= 3.11
 KIT_PIP_ARGS ?=
 UV := uv==0.13.8
 
-.PHONY: setup demo test test-fast test-install test-vllm-profile lint lab kit gpu-check clean
+.PHONY: setup demo test test-fast test-portable test-install test-vllm-profile lint lab kit \
+	gpu-check clean
 
 $(STAMP): pyproject.toml constraints/default.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +53,17 @@ test-install: setup
 
 test-fast: lint
 	$(BIN)/python -m pytest tests
+
+# The notebooks and their solutions under nbval with another CPU's float rounding: oneDNN and
+# ATen held to AVX2 kernels, MKL to AVX2, one thread, and an empty model cache, so that the
+# cold start is rebuilt under those settings too. Run it before storing outputs.
+PORTABLE_CACHE ?= /tmp/vlmgrpo-portable-cache
+test-portable: setup
+	rm -rf $(PORTABLE_CACHE)
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+		OMP_NUM_THREADS=1 VLMGRPO_CACHE=$(PORTABLE_CACHE) $(BIN)/python -m pytest $(NOTEBOOKS) \
+		--nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+	rm -rf $(PORTABLE_CACHE)
 
 # The fast tests and a 2-step tiny run under the vLLM profile's transformers, laid over .venv
 # (vLLM's own torch is a CUDA build; the rest of that profile is checked by a resolver dry run).
