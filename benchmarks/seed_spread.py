@@ -13,7 +13,7 @@ notebooks quote these ranges and assert only what every seed clears with a margi
 Groups (minutes on 2 CPU cores, per seed):
 
 * ``default``: notebook 04's run (the tiny preset, 80 steps), then notebook 05's
-  measurements on it: agreement, the planted think, the base model's sampled accuracy (~3);
+  measurements on it: agreement, the planted think, the swapped image (~3);
 * ``lab``: notebook 04's lab (four loss variants, 30 steps, ``num_iterations=2``) and the
   runs of its exercises (epsilon 10, ``num_iterations=4``, GSPO's ratio with the token-level
   epsilon 0.2) (~4);
@@ -31,6 +31,7 @@ import tempfile
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from statistics import fmean as mean
 
 import peft
 from datasets import Dataset, Features, Value
@@ -65,10 +66,6 @@ def logged(metrics: dict, column: str) -> list[float]:
     return [v for v in metrics[column] if not math.isnan(v)]
 
 
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
 def tenths(values: list[float]) -> tuple[float, float]:
     """Mean of the first and of the last tenth (notebook 04's rise of the accuracy reward)."""
     k = max(1, len(values) // 10)
@@ -81,6 +78,7 @@ def run_metrics(out: Path) -> dict:
     length = logged(m, "completions/mean_length")
     entropy = logged(m, "entropy")
     first, last = tenths(logged(m, "rewards/accuracy_reward/mean"))
+    kl = logged(m, "kl") if "kl" in m else [float("nan")]  # logged only with beta > 0
     return {
         "reward first tenth": first,
         "reward last tenth": last,
@@ -91,6 +89,8 @@ def run_metrics(out: Path) -> dict:
         "entropy first 5": mean(entropy[:5]),
         "entropy last": entropy[-1],
         "entropy peak": max(entropy),
+        "kl first": kl[0],
+        "kl last": kl[-1],
     }
 
 
@@ -100,10 +100,6 @@ def default_group(seed: int, root: Path) -> dict:
     row = {k: result[k] for k in ("accuracy_before", "accuracy_after", "format_after")}
     row |= {k: result[k] for k in ("agreement_before", "agreement_after", "train_seconds")}
     row |= run_metrics(out)
-    m = plots.read_metrics(out / "metrics.csv")
-    if "kl" in m:
-        kl = logged(m, "kl")
-        row |= {"kl first": kl[0], "kl last": kl[-1]}
     # Notebook 05 on this run: the planted think, before RL and after.
     base, processor = train.load_model(None, TINY)
     tuned = peft.PeftModel.from_pretrained(base, out / "adapter").eval()

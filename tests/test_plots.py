@@ -16,9 +16,7 @@ def test_importing_the_package_leaves_the_backend_alone():
 
 
 def test_plot_answers_gives_each_image_a_row_and_each_model_a_column():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
     from PIL import Image
 
     from vlmgrpo import plots
@@ -45,3 +43,4 @@ def test_plot_answers_gives_each_image_a_row_and_each_model_a_column():
     assert cut and all(t.count("\n") == 2 and t.endswith("…") for t in cut)
     colours = {t.get_text(): t.get_color() for ax in axes for t in ax.texts}
     assert colours["answer: red  (right)"] == "tab:green"
+    plt.close(fig)
