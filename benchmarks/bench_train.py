@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from vlmgrpo import data, shapes, synthetic, tiny, train
+from vlmgrpo import data, models, presets, shapes, synthetic, tiny, train, utils
 
 PATCH = 28  # Qwen2.5-VL: 14-px patches merged 2 x 2 into one image token
 
@@ -67,7 +67,7 @@ def _synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def random_model(preset: train.Preset) -> str:
+def random_model(preset: presets.Preset) -> str:
     """A folder holding a randomly initialised model of the preset's architecture."""
     if preset.model is None:
         # The tiny model's build with no cold start: random, and cached apart from the real one.
@@ -77,7 +77,7 @@ def random_model(preset: train.Preset) -> str:
     raise SystemExit(f"no random model of {preset.model}'s shape; drop --random-weights")
 
 
-def synthetic_at_cap(preset: train.Preset, n: int, seed: int):
+def synthetic_at_cap(preset: presets.Preset, n: int, seed: int):
     """The synthetic task with every image as large as the preset's pixel cap allows."""
     side = max(PATCH, int((preset.max_pixels**0.5) // PATCH) * PATCH)
     images = synthetic.make_colour_dataset(n, seed=seed)
@@ -99,7 +99,7 @@ def peak_memory() -> str:
 def main() -> None:
     """Parse the arguments, train, and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="tiny", choices=list(train.PRESETS))
+    parser.add_argument("--preset", default="tiny", choices=list(presets.PRESETS))
     parser.add_argument("--random-weights", action="store_true", help="no hub: see above")
     parser.add_argument("--model", help="hub id or folder (default: the preset's)")
     parser.add_argument("--dataset", help="hub id or file (default: the preset's, or synthetic)")
@@ -114,9 +114,9 @@ def main() -> None:
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")
 
-    preset = train.get_preset(args.preset)
+    preset = presets.get_preset(args.preset)
     total = args.warmup + args.steps
-    preset = train.apply_settings(
+    preset = presets.apply_settings(
         preset,
         batch_size=args.batch_size,
         num_generations=args.num_generations,
@@ -126,17 +126,17 @@ def main() -> None:
         save_steps=total,
         logging_steps=1,
     )
-    state = train.distributed_state()
-    train.check_preset(preset, state.num_processes)
+    state = utils.distributed_state()
+    presets.check_preset(preset, state.num_processes)
     prompts = total * preset.batch_size * state.num_processes * preset.grad_accum
     prompts //= preset.num_generations
     with state.main_process_first():  # the main process builds or downloads, the rest read
         model_source = args.model or (random_model(preset) if args.random_weights else None)
         if args.dataset or not (args.random_weights or preset.dataset is None):
-            train_set, _ = train.load_data(preset, args.dataset or preset.dataset, args.seed)
+            train_set, _ = data.load_data(preset, args.dataset or preset.dataset, args.seed)
         else:
             train_set = synthetic_at_cap(preset, max(64, prompts), args.seed)
-        model, processor = train.load_model(model_source or preset.model, preset)
+        model, processor = models.load_model(model_source or preset.model, preset)
 
     timer = StepTimer(args.warmup)
     with tempfile.TemporaryDirectory() as tmp:

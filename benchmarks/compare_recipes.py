@@ -26,11 +26,11 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from vlmgrpo import train
+from vlmgrpo import data, models, presets, train
 from vlmgrpo.evaluate import evaluate
 from vlmgrpo.utils import seed_everything
 
-TINY = train.PRESETS["tiny"]
+TINY = presets.PRESETS["tiny"]
 ARTICLE = replace(
     TINY,
     name="article",
@@ -96,8 +96,8 @@ class TimeToTarget(TrainerCallback):
 def run_recipe(preset, target: float, budget: float, every: float, seed: int) -> Outcome:
     """Train `preset` on the tiny model until the target, the budget or its last step."""
     seed_everything(seed)
-    train_set, test_set = train.load_data(preset, None, seed)
-    model, processor = train.load_model(None, preset)
+    train_set, test_set = data.load_data(preset, None, seed)
+    model, processor = models.load_model(None, preset)
     outcome = Outcome(preset.name)
     before = evaluate(
         model, processor, test_set, preset.eval_max_new_tokens, preset.eval_batch_size, False

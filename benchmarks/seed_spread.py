@@ -37,11 +37,11 @@ import peft
 from datasets import Dataset, Features, Value
 from datasets import Image as ImageFeature
 
-from vlmgrpo import plots, synthetic, train
+from vlmgrpo import data, models, plots, presets, synthetic, train
 from vlmgrpo.evaluate import evaluate, intervene
 from vlmgrpo.utils import quiet_notebook
 
-TINY = train.PRESETS["tiny"]
+TINY = presets.PRESETS["tiny"]
 # Notebook 04's lab setting, shared by its solutions.
 SHORT = replace(TINY, max_steps=30, batch_size=24, save_steps=30, n_test=60, num_iterations=2)
 LAB = {
@@ -101,9 +101,9 @@ def default_group(seed: int, root: Path) -> dict:
     row |= {k: result[k] for k in ("agreement_before", "agreement_after", "train_seconds")}
     row |= run_metrics(out)
     # Notebook 05 on this run: the planted think, before RL and after.
-    base, processor = train.load_model(None, TINY)
+    base, processor = models.load_model(None, TINY)
     tuned = peft.PeftModel.from_pretrained(base, out / "adapter").eval()
-    _, test_set = train.load_data(TINY, None, seed=seed)
+    _, test_set = data.load_data(TINY, None, seed=seed)
     n, bs = TINY.eval_max_new_tokens, TINY.eval_batch_size
     forced = [synthetic.opposite(s) for s in test_set["solution"]]
     prefixes = [synthetic.forced_think(hue) for hue in forced]
@@ -161,9 +161,9 @@ def beta0_group(seed: int, root: Path) -> dict:
         replace(TINY, beta=0.0), output_dir=out, seed=seed, overwrite=True, progress=False
     )
     row = {f"beta0: {k}": result[k] for k in ("accuracy_after", "agreement_after")}
-    base, processor = train.load_model(None, TINY)
+    base, processor = models.load_model(None, TINY)
     model = peft.PeftModel.from_pretrained(base, out / "adapter").eval()
-    _, test_set = train.load_data(TINY, None, seed=seed)
+    _, test_set = data.load_data(TINY, None, seed=seed)
     records = evaluate(
         model,
         processor,

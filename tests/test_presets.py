@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from tests.fixtures import make_article_dataset, make_fixture_dataset
-from vlmgrpo import data, presets, train
+from vlmgrpo import data, models, presets, train
 from vlmgrpo.cli import build_parser, main
 from vlmgrpo.evaluate import GREEDY, generate
 from vlmgrpo.utils import UsageError
@@ -136,9 +136,9 @@ def test_a_folder_that_is_not_a_run_gets_one_line(tmp_path, capsys):
 
 def test_greedy_evaluation_ignores_the_model_generation_config(tiny_model_dir):
     """Hub models ship sampling settings; evaluation must decode greedily regardless."""
-    preset = train.get_preset("tiny")
-    model, processor = train.load_model(tiny_model_dir, preset)
-    _, test_set = train.load_data(replace(preset, n_train=1, n_test=6), None, seed=3)
+    preset = presets.get_preset("tiny")
+    model, processor = models.load_model(tiny_model_dir, preset)
+    _, test_set = data.load_data(replace(preset, n_train=1, n_test=6), None, seed=3)
     rows = test_set[:6]
     clean, _ = generate(model, processor, rows["image"], rows["problem"], 24)
     # Qwen2.5-VL-3B-Instruct's generation_config.json, plus a penalty strong enough to show.
@@ -184,10 +184,10 @@ def test_inference_model_goes_to_the_best_device_in_the_run_dtype(short_run, mon
     # bf16 exactly when a GPU preset finds CUDA.
     article = presets.get_preset("qwen2.5-vl-3b")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert train.run_dtype(article) == torch.bfloat16
-    assert train.run_dtype(presets.get_preset("tiny")) == torch.float32
+    assert models.run_dtype(article) == torch.bfloat16
+    assert models.run_dtype(presets.get_preset("tiny")) == torch.float32
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert train.run_dtype(article) == torch.float32
+    assert models.run_dtype(article) == torch.float32
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -227,7 +227,7 @@ def test_train_flags_show_each_preset_default_and_reach_the_config(tmp_path):
     from vlmgrpo.cli import TRAIN_SETTINGS
 
     settings = {name: getattr(args, name) for _, name, _, _ in TRAIN_SETTINGS}
-    preset = train.apply_settings(train.get_preset(args.preset), **settings)
+    preset = presets.apply_settings(presets.get_preset(args.preset), **settings)
     config = train.grpo_config(preset, tmp_path)
     assert config.max_completion_length == 256 and config.num_train_epochs == 2
     assert config.gradient_accumulation_steps == 4 and config.beta == 0.04
@@ -318,7 +318,7 @@ def test_notebook_preset_is_one_switch(monkeypatch):
 )
 def test_clip_and_iteration_settings_are_checked(change, message):
     with pytest.raises(UsageError, match=message):
-        train.check_preset(replace(presets.PRESETS["tiny"], **change), num_processes=1)
+        presets.check_preset(replace(presets.PRESETS["tiny"], **change), num_processes=1)
 
 
 def test_lab_settings_reach_grpo_config(tmp_path):

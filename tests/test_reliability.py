@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.fixtures import make_fixture_dataset
-from vlmgrpo import train
+from vlmgrpo import models, presets, runs, train
 
 FAKE_TOKEN = "hf_FakeTokenForTheLeakTest0123456789abcd"
 MAX_STEPS = 6
@@ -28,8 +28,8 @@ def steps_in(metrics: Path) -> list[int]:
 
 
 def test_every_preset_passes_its_own_checks():
-    for preset in train.PRESETS.values():
-        train.check_preset(preset)
+    for preset in presets.PRESETS.values():
+        presets.check_preset(preset)
 
 
 def write_checkpoint(folder: Path, state: str | None) -> None:
@@ -40,15 +40,15 @@ def write_checkpoint(folder: Path, state: str | None) -> None:
 
 
 def test_latest_checkpoint_skips_incomplete_ones(tmp_path, capsys):
-    assert train.latest_checkpoint(tmp_path) is None
+    assert runs.latest_checkpoint(tmp_path) is None
     write_checkpoint(tmp_path / "checkpoint-999", None)  # killed before trainer_state.json
-    assert train.latest_checkpoint(tmp_path) is None
+    assert runs.latest_checkpoint(tmp_path) is None
     assert "no complete checkpoint" in capsys.readouterr().err
     write_checkpoint(tmp_path / "checkpoint-2", '{"global_step": 2}')
     write_checkpoint(tmp_path / "checkpoint-10", '{"global_step": 10}')  # 10 > 2, not "1" < "2"
     write_checkpoint(tmp_path / "checkpoint-12", '{"global_st')  # killed while writing it
     (tmp_path / "checkpoint-50").write_text("a file, not a checkpoint")
-    assert train.latest_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+    assert runs.latest_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
     assert capsys.readouterr().err == (
         "ignoring incomplete checkpoint-999, checkpoint-12 (interrupted while saving); "
         "resuming from checkpoint-10\n"
@@ -58,7 +58,7 @@ def test_latest_checkpoint_skips_incomplete_ones(tmp_path, capsys):
 def test_metrics_drop_a_row_torn_by_a_kill(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text("step,loss,reward\n1,0.1,0.5\n2,0.2,0.6\n3,0.3")  # killed mid-row
-    callback = train.RunLog(path)
+    callback = runs.RunLog(path)
     state = SimpleNamespace(global_step=3)
     callback.on_train_begin(None, state, None)
     state.global_step = 4
@@ -77,18 +77,18 @@ def test_model_loading_trusts_remote_code_only_when_asked(tmp_path, monkeypatch)
         return from_pretrained
 
     processor = SimpleNamespace(tokenizer=SimpleNamespace())
-    monkeypatch.setattr(train.AutoModelForImageTextToText, "from_pretrained", recorder(None))
-    monkeypatch.setattr(train.AutoProcessor, "from_pretrained", recorder(processor))
-    preset = train.PRESETS["tiny"]
-    train.load_model(str(tmp_path), preset)
+    monkeypatch.setattr(models.AutoModelForImageTextToText, "from_pretrained", recorder(None))
+    monkeypatch.setattr(models.AutoProcessor, "from_pretrained", recorder(processor))
+    preset = presets.PRESETS["tiny"]
+    models.load_model(str(tmp_path), preset)
     assert calls == [False, False]  # model and processor
-    train.load_model(str(tmp_path), preset, trust_remote_code=True)
+    models.load_model(str(tmp_path), preset, trust_remote_code=True)
     assert calls[2:] == [True, True]
 
 
-@pytest.mark.parametrize("name", list(train.PRESETS))
+@pytest.mark.parametrize("name", list(presets.PRESETS))
 def test_nothing_is_pushed_to_the_hub(name, tmp_path):
-    args = train.grpo_config(train.PRESETS[name], tmp_path)
+    args = train.grpo_config(presets.PRESETS[name], tmp_path)
     assert args.push_to_hub is False and args.hub_token is None
 
 
@@ -149,7 +149,7 @@ def killed_and_resumed(tiny_model_dir, tmp_path_factory) -> SimpleNamespace:
     # Leftovers of a kill while saving: one folder without its state, one with it cut short.
     write_checkpoint(out / "checkpoint-999", None)
     write_checkpoint(out / "checkpoint-500", '{"global_step": 5')
-    resumed_from = train.latest_checkpoint(out)
+    resumed_from = runs.latest_checkpoint(out)
     with logs["out2"].open("w") as stdout, logs["err2"].open("w") as stderr:
         second = subprocess.run(
             [*command, "--resume"], env=env, stdout=stdout, stderr=stderr, timeout=400

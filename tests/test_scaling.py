@@ -13,12 +13,13 @@ from trl.import_utils import is_vllm_available
 
 from tests.test_cli import run_cli
 from tests.test_train import FAST
-from vlmgrpo import shapes, train
+from vlmgrpo import data, models, presets, shapes, train
+from vlmgrpo.utils import UsageError
 
 
 def test_24gb_preset_fits_the_recipe_into_a_smaller_card():
-    preset = train.get_preset("qwen2.5-vl-3b-24gb")
-    article = train.get_preset("qwen2.5-vl-3b")
+    preset = presets.get_preset("qwen2.5-vl-3b-24gb")
+    article = presets.get_preset("qwen2.5-vl-3b")
     assert (preset.model, preset.dataset) == (article.model, article.dataset)
     assert preset.max_pixels == 128 * 28 * 28 < article.max_pixels
     lora = train.lora_config(preset)
@@ -32,27 +33,27 @@ def test_24gb_preset_fits_the_recipe_into_a_smaller_card():
     assert args.learning_rate == 1e-5
     assert args.use_vllm is False
     assert preset.eval_max_new_tokens == 512
-    train.check_preset(preset, num_processes=1)
+    presets.check_preset(preset, num_processes=1)
 
 
 def test_the_generation_batch_counts_every_process():
-    three = replace(train.PRESETS["tiny"], batch_size=3, num_generations=2)
+    three = replace(presets.PRESETS["tiny"], batch_size=3, num_generations=2)
     # 3 completions per process cannot hold groups of 2; 3 x 2 processes = 6 can.
-    with pytest.raises(train.UsageError, match=r"batch of 3 completions .* x 1 process\(es\)"):
-        train.check_preset(three)  # read from accelerate: one process under pytest
-    train.check_preset(three, num_processes=2)
-    with pytest.raises(train.UsageError, match="generation batch of 9 completions"):
-        train.check_preset(three, num_processes=3)
+    with pytest.raises(UsageError, match=r"batch of 3 completions .* x 1 process\(es\)"):
+        presets.check_preset(three)  # read from accelerate: one process under pytest
+    presets.check_preset(three, num_processes=2)
+    with pytest.raises(UsageError, match="generation batch of 9 completions"):
+        presets.check_preset(three, num_processes=3)
 
 
 def test_use_vllm_reaches_trl_in_colocate_mode():
-    preset = replace(train.get_preset("qwen2.5-vl-3b"), use_vllm=True)
+    preset = replace(presets.get_preset("qwen2.5-vl-3b"), use_vllm=True)
     args = train.grpo_config(preset, "unused")
     assert args.use_vllm is True and args.vllm_mode == "colocate"
     server = train.grpo_config(replace(preset, vllm_mode="server"), "unused")
     assert server.vllm_mode == "server"
-    with pytest.raises(train.UsageError, match="--vllm-mode must be colocate or server"):
-        train.check_preset(replace(preset, vllm_mode="remote"), num_processes=1)
+    with pytest.raises(UsageError, match="--vllm-mode must be colocate or server"):
+        presets.check_preset(replace(preset, vllm_mode="remote"), num_processes=1)
 
 
 @pytest.mark.skipif(is_vllm_available(), reason="vLLM is installed here")
@@ -102,11 +103,11 @@ def test_tokenizer_keeps_qwens_special_token_ids():
     assert max(encoded["input_ids"][3:-1]) < 151643  # text uses the learned ids only
 
 
-@pytest.mark.parametrize("name", list(train.PRESETS))
+@pytest.mark.parametrize("name", list(presets.PRESETS))
 def test_presets_put_lora_on_the_language_model_only(name, meta_3b):
     """vLLM cannot serve LoRA on the vision tower (which uses qkv, not q_proj/v_proj)."""
-    lora = train.lora_config(train.PRESETS[name])
-    assert train.vision_lora_targets(meta_3b, lora) == []
+    lora = train.lora_config(presets.PRESETS[name])
+    assert models.vision_lora_targets(meta_3b, lora) == []
     adapted = [n for n, _ in meta_3b.named_modules() if check_target_module_exists(lora, n)]
     assert len(adapted) >= 2 * 36  # at least q_proj and v_proj of every text layer
 
@@ -114,15 +115,15 @@ def test_presets_put_lora_on_the_language_model_only(name, meta_3b):
 def test_a_vision_target_is_caught(meta_3b):
     # The vision blocks' MLPs share the language model's names gate/up/down_proj.
     lora = LoraConfig(target_modules=["q_proj", "v_proj", "gate_proj"])
-    vision = train.vision_lora_targets(meta_3b, lora)
+    vision = models.vision_lora_targets(meta_3b, lora)
     assert len(vision) == 32 and all(n.startswith("model.visual.blocks.") for n in vision)
 
 
 def test_gradient_checkpointing_trains_lora(tiny_model_dir, tmp_path):
     """PEFT + checkpointing fails with "does not require grad" unless inputs require grad."""
     preset = replace(FAST, activation_checkpointing=True, max_steps=1)
-    model, processor = train.load_model(tiny_model_dir, preset)
-    train_set, _ = train.load_data(preset, None, seed=0)
+    model, processor = models.load_model(tiny_model_dir, preset)
+    train_set, _ = data.load_data(preset, None, seed=0)
     trainer = train.build_trainer(preset, model, processor, train_set, tmp_path, progress=False)
     # The embeddings are frozen; their output must still require grad for checkpointing.
     embedded = trainer.model.get_input_embeddings()(torch.tensor([[1, 2, 3]]))

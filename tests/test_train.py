@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import replace
 from types import SimpleNamespace
 
+import datasets
 import pytest
 import torch
+from transformers.utils import logging as hf_logging
+from trl import GRPOTrainer
 
 from tests.fixtures import make_fixture_dataset
-from vlmgrpo import synthetic, train
+from vlmgrpo import data, models, presets, runs, synthetic, train
 from vlmgrpo.cli import main
 from vlmgrpo.evaluate import evaluate, generate, generate_with_reasoning, intervene
-from vlmgrpo.rewards import extract_answer
+from vlmgrpo.rewards import accuracy_reward, extract_answer, format_reward
+from vlmgrpo.utils import UsageError
 
 FAST = replace(
-    train.PRESETS["tiny"],
+    presets.PRESETS["tiny"],
     n_train=16,
     n_test=8,
     num_generations=2,
@@ -29,11 +34,11 @@ FAST = replace(
 
 
 def test_lora_changes_adapter_not_base(tiny_model_dir, tmp_path):
-    model, processor = train.load_model(tiny_model_dir, FAST)
-    train_set, _ = train.load_data(FAST, None, seed=0)
-    trainer = train.GRPOTrainer(
+    model, processor = models.load_model(tiny_model_dir, FAST)
+    train_set, _ = data.load_data(FAST, None, seed=0)
+    trainer = GRPOTrainer(
         model=model,
-        reward_funcs=[train.format_reward, train.accuracy_reward],
+        reward_funcs=[format_reward, accuracy_reward],
         args=replace_report(train.grpo_config(FAST, tmp_path)),
         train_dataset=train_set,
         processing_class=processor,
@@ -59,7 +64,7 @@ def replace_report(args):
 
 
 def test_article_preset_has_the_article_values():
-    preset = train.get_preset("qwen2.5-vl-3b")
+    preset = presets.get_preset("qwen2.5-vl-3b")
     assert preset.model == "Qwen/Qwen2.5-VL-3B-Instruct"
     assert preset.dataset == "lmms-lab/multimodal-open-r1-8k-verified"
     assert (preset.fraction, preset.test_size) == (0.05, 0.2)
@@ -81,13 +86,13 @@ def test_article_preset_has_the_article_values():
 
 
 def test_unknown_preset_is_a_usage_error():
-    with pytest.raises(train.UsageError, match="unknown preset 'nope'; choose one of: tiny"):
-        train.get_preset("nope")
+    with pytest.raises(UsageError, match="unknown preset 'nope'; choose one of: tiny"):
+        presets.get_preset("nope")
 
 
 def test_metrics_csv_keeps_each_step_once_on_resume(tmp_path):
     path = tmp_path / "metrics.csv"
-    callback = train.RunLog(path)
+    callback = runs.RunLog(path)
     state = SimpleNamespace(global_step=0)
     callback.on_train_begin(None, state, None)
     for step in range(1, 6):
@@ -95,7 +100,7 @@ def test_metrics_csv_keeps_each_step_once_on_resume(tmp_path):
         callback.on_log(None, state, None, logs={"loss": 0.1 * step, "reward": step})
     callback.on_log(None, state, None, logs={"train_loss": 1.0})  # the summary: not a step
     # A crash after step 5, resumed from the checkpoint of step 3.
-    resumed = train.RunLog(path)
+    resumed = runs.RunLog(path)
     state.global_step = 3
     resumed.on_train_begin(None, state, None)
     for step in range(4, 7):
@@ -128,8 +133,8 @@ def test_cli_trains_a_local_model_on_a_local_dataset(tiny_model_dir, tmp_path):
 
 
 def test_evaluate_decodes_only_the_completion(tiny_model_dir):
-    model, processor = train.load_model(tiny_model_dir, FAST)
-    _, test_set = train.load_data(FAST, None, seed=0)
+    model, processor = models.load_model(tiny_model_dir, FAST)
+    _, test_set = data.load_data(FAST, None, seed=0)
     result = evaluate(model, processor, test_set, max_new_tokens=24, progress=False)
     assert result["n"] == len(test_set)
     assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["format"] <= 1.0
@@ -143,8 +148,8 @@ def test_evaluate_decodes_only_the_completion(tiny_model_dir):
 
 
 def test_intervene_forces_the_prefix_and_scores_the_answer(tiny_model_dir):
-    model, processor = train.load_model(tiny_model_dir, FAST)
-    _, test_set = train.load_data(FAST, None, seed=0)
+    model, processor = models.load_model(tiny_model_dir, FAST)
+    _, test_set = data.load_data(FAST, None, seed=0)
     rows = test_set.select(range(6))
     forced = [synthetic.opposite(s) for s in rows["solution"]]
     prefixes = [synthetic.forced_think(h) for h in forced]
@@ -191,3 +196,23 @@ def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
     assert steps == [1, 2, 3, 4]
     assert json.loads((out / "eval.json").read_text())["steps"] == 4
     assert len(rows) == 2
+
+
+def test_a_quiet_run_draws_no_progress_bar(tiny_model_dir, tmp_path, capfd):
+    """progress=False: no bar from data preparation, weight loading, evaluation or training."""
+    dataset = tmp_path / "data.parquet"
+    make_fixture_dataset(20).to_parquet(str(dataset))
+    capfd.readouterr()
+    train.run(
+        FAST,
+        model=tiny_model_dir,
+        dataset=str(dataset),
+        output_dir=tmp_path / "run",
+        progress=False,
+        max_steps=1,
+    )
+    out, err = capfd.readouterr()
+    for stream in (out, err):
+        assert not re.search(r"\d+%\||it/s|s/it|/s\]|step 1/1", stream), stream[-2000:]
+    # The libraries' own switches are as they were: a bar drawn after the run shows.
+    assert datasets.is_progress_bar_enabled() and hf_logging.is_progress_bar_enabled()

@@ -1,8 +1,11 @@
 """vlmgrpo: Group Relative Policy Optimization for vision-language models, with TRL and LoRA.
 
-One module per concept: `prompts`, `rewards`, `grpo` (the loss, from scratch), `data`,
-`synthetic` (the generated task), `tiny` (the offline model), `train` (presets ->
-GRPOTrainer), `evaluate`, `plots`, `cli`.
+One module per concept: `prompts`, `rewards`, `grpo` (the loss, from scratch), `data`
+(loading, checks, image caps), `synthetic` (the generated task), `tiny` (the offline model),
+`shapes` (random models of the real sizes), `presets` (the recipes and their checks),
+`models` (loading a model in the run's precision), `train` (presets -> GRPOTrainer, `run`),
+`runs` (the run folder: run.json, metrics.csv, checkpoints, adapters), `evaluate`, `plots`,
+`kit` (the offline workshop kit), `reward_cases`, `utils`, `cli`.
 """
 
 __version__ = "0.1.0"

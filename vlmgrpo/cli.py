@@ -133,30 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _adapter_folder(path: Path) -> Path:
-    """The LoRA adapter in a run folder (adapter/, else its newest checkpoint) or `path`."""
-    from vlmgrpo.train import latest_checkpoint
-
-    if (path / "adapter").is_dir():
-        return path / "adapter"
-    if (path / "adapter_config.json").exists():
-        return path
-    if found := latest_checkpoint(path):
-        print(f"vlmgrpo: {path} has no final adapter yet; using {found.name}", file=sys.stderr)
-        return found
-    raise UsageError(
-        f"{path} holds no LoRA adapter (adapter_config.json); pass a run folder written by "
-        "`vlmgrpo train` or its adapter/ folder"
-    )
-
-
 def _setting(args):
     """(preset, model, dataset, seed, adapter folder) for evaluate/generate.
 
     With --adapter RUN_DIR they come from the run's run.json; flags override them. A bare
     adapter folder (no run.json) needs --preset or --model to know its base model.
     """
-    from vlmgrpo.train import get_preset, read_run_file
+    from vlmgrpo.presets import get_preset
+    from vlmgrpo.runs import adapter_folder, read_run_file
 
     record = {}
     adapter = None
@@ -169,7 +153,7 @@ def _setting(args):
         except UsageError:
             if args.preset is None and args.model is None:
                 raise  # nothing says which base model the adapter belongs to
-        adapter = _adapter_folder(path)
+        adapter = adapter_folder(path)
     preset = get_preset(args.preset) if args.preset else record.get("preset", get_preset("tiny"))
     model = args.model or (record["model"] if record else preset.model)
     dataset = args.dataset or (record["dataset"] if record else preset.dataset)
@@ -179,7 +163,7 @@ def _setting(args):
 
 def _load_for_inference(args, setting):
     """The model of `setting` with its adapter, on the best device, and its processor."""
-    from vlmgrpo.train import load_model
+    from vlmgrpo.models import load_model
     from vlmgrpo.utils import get_device
 
     preset, model_source, _, _, adapter = setting
@@ -193,7 +177,8 @@ def _load_for_inference(args, setting):
 
 
 def _train(args) -> None:
-    from vlmgrpo.train import distributed_state, run
+    from vlmgrpo.train import run
+    from vlmgrpo.utils import distributed_state
 
     result = run(
         args.preset,
@@ -215,8 +200,8 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
+    from vlmgrpo.data import load_data
     from vlmgrpo.evaluate import evaluate
-    from vlmgrpo.train import load_data
 
     setting = preset, _, dataset, seed, _ = _setting(args)
     _, test_set = load_data(preset, dataset, seed)  # data errors before the model loads

@@ -18,6 +18,8 @@ from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, Repo
 from huggingface_hub.utils import httpx  # the hub's HTTP client, whichever package provides it
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from vlmgrpo import synthetic
+from vlmgrpo.presets import Preset
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
 from vlmgrpo.rewards import gold_answer
 from vlmgrpo.utils import UsageError
@@ -340,3 +342,16 @@ def load_splits(
     """The article's data: first 5 % of `source`, prepared, split 80/20 with seed 42."""
     ds = prepare_dataset(load_source(source, fraction=fraction), max_pixels)
     return split_dataset(ds, test_size=test_size, seed=seed)
+
+
+def load_data(
+    preset: Preset, source: str | None, seed: int
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """(train, test) in the conversational form TRL wants: synthetic, or a real dataset."""
+    if source is None:
+        train = synthetic.make_colour_dataset(preset.n_train, seed=seed)
+        test = synthetic.make_colour_dataset(preset.n_test, seed=seed + 10_000)
+        return tuple(prepare_dataset(d, preset.max_pixels) for d in (train, test))
+    return load_splits(
+        source, fraction=preset.fraction, test_size=preset.test_size, max_pixels=preset.max_pixels
+    )

@@ -38,11 +38,12 @@ renter changes most (``--help`` shows every preset's default).
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 from vlmgrpo import synthetic
-from vlmgrpo.utils import UsageError
+from vlmgrpo.utils import UsageError, distributed_state
 
 # LoRA on every linear layer of the language model, none in the vision tower.
 LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -207,3 +208,94 @@ def notebook_preset() -> Preset:
             f"VLMGRPO_PRESET={name!r} is not a preset; set it to one of: {', '.join(PRESETS)}"
         )
     return PRESETS[name]
+
+
+def apply_settings(preset: Preset, **settings) -> Preset:
+    """`preset` with the given fields replaced; those left at None keep the preset's value."""
+    names = {f.name for f in fields(Preset)} - {"name"}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise TypeError(f"not a preset setting: {', '.join(unknown)}")
+    preset = replace(preset, **{k: v for k, v in settings.items() if v is not None})
+    if settings.get("max_steps") is not None:
+        if settings["max_steps"] <= 0:
+            raise UsageError(f"--max-steps must be positive, got {settings['max_steps']}")
+        # A short run still checkpoints, and logs, its last step.
+        preset = replace(preset, save_steps=min(preset.save_steps, settings["max_steps"]))
+    return preset
+
+
+def check_preset(preset: Preset, num_processes: int | None = None) -> None:
+    """Raise a one-line UsageError for settings TRL would reject (or train badly on).
+
+    `num_processes` defaults to the number `accelerate launch` started (1 without it).
+    """
+    if preset.num_generations < 2:
+        raise UsageError(
+            f"--num-generations must be at least 2 (GRPO compares completions within a group), "
+            f"got {preset.num_generations}"
+        )
+    if preset.batch_size < 1 or preset.grad_accum < 1:
+        raise UsageError(
+            f"batch size and gradient accumulation must be positive, got {preset.batch_size} "
+            f"and {preset.grad_accum}"
+        )
+    if num_processes is None:
+        num_processes = distributed_state().num_processes
+    # TRL 1.16's generation batch: per-device batch x processes x gradient accumulation steps;
+    # it must hold whole groups of num_generations completions.
+    generation_batch = preset.batch_size * num_processes * preset.grad_accum
+    if generation_batch % preset.num_generations:
+        raise UsageError(
+            f"--num-generations {preset.num_generations} does not divide the generation batch "
+            f"of {generation_batch} completions (batch size {preset.batch_size} x "
+            f"{num_processes} process(es) x gradient accumulation {preset.grad_accum}); pick a "
+            f"divisor of {generation_batch} or change --batch-size"
+        )
+    if not (math.isfinite(preset.learning_rate) and preset.learning_rate > 0):
+        raise UsageError(
+            f"--learning-rate must be a positive number, got {preset.learning_rate}; "
+            "LoRA runs use about 1e-5 to 1e-3"
+        )
+    if preset.max_steps == 0 or preset.max_steps < -1:
+        raise UsageError(f"--max-steps must be positive, got {preset.max_steps}")
+    if preset.save_steps < 1:
+        raise UsageError(f"--save-steps must be positive, got {preset.save_steps}")
+    if not 0 < preset.fraction <= 1:
+        raise UsageError(f"--fraction must be in (0, 1], got {preset.fraction}; 0.05 is 5 %")
+    if not (math.isfinite(preset.num_train_epochs) and preset.num_train_epochs > 0):
+        raise UsageError(f"--num-train-epochs must be positive, got {preset.num_train_epochs}")
+    if preset.max_completion_length < 1:
+        raise UsageError(
+            f"--max-completion-length must be positive, got {preset.max_completion_length}"
+        )
+    if not (math.isfinite(preset.beta) and preset.beta >= 0):
+        raise UsageError(f"--beta must be 0 or a positive number, got {preset.beta}")
+    if preset.loss_type not in LOSS_TYPES:
+        raise UsageError(
+            f"unknown --loss-type {preset.loss_type!r}; choose one of: {', '.join(LOSS_TYPES)}"
+        )
+    if not 0 < preset.vllm_gpu_memory_utilization <= 1:
+        raise UsageError(
+            "--vllm-gpu-memory-utilization is vLLM's share of each GPU, in (0, 1]; got "
+            f"{preset.vllm_gpu_memory_utilization}"
+        )
+    if not (math.isfinite(preset.epsilon) and preset.epsilon > 0):
+        raise UsageError(f"epsilon (the clip range) must be positive, got {preset.epsilon}")
+    if preset.epsilon_high is not None and not preset.epsilon_high >= preset.epsilon:
+        raise UsageError(
+            f"epsilon_high must be at least epsilon ({preset.epsilon}), got {preset.epsilon_high}"
+        )
+    if preset.num_iterations < 1:
+        raise UsageError(f"num_iterations must be 1 or more, got {preset.num_iterations}")
+    if preset.vllm_mode not in ("colocate", "server"):
+        raise UsageError(f"--vllm-mode must be colocate or server, got {preset.vllm_mode!r}")
+    if preset.use_vllm:
+        from trl.import_utils import is_vllm_available  # imports transformers: only when asked
+
+        if not is_vllm_available():
+            raise UsageError(
+                "--use-vllm needs vLLM, which is not installed; on a GPU machine install the "
+                "vLLM profile (`pip install -e .[vllm] -c constraints/vllm.txt`), or train "
+                "without --use-vllm"
+            )

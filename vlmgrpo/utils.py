@@ -1,4 +1,4 @@
-"""Small helpers shared by every module: device choice, seeding, user-facing errors."""
+"""Small helpers shared by every module: device, processes, seeding, errors, progress bars."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import io
 import os
 import random
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
 import numpy as np
 import torch
+from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from tqdm import std
 from tqdm.auto import tqdm as auto_tqdm
 
@@ -24,6 +29,16 @@ def get_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def distributed_state() -> PartialState:
+    """This process's place among those `accelerate launch` started (alone without it)."""
+    # Without cpu=True on a machine with no GPU, accelerate finds no backend and reports one
+    # process even when `accelerate launch` started several. This call may create the process
+    # group, so it gets the Trainer's own default timeout (ddp_timeout, 30 min): the others
+    # wait up to that long while the main process downloads or builds the model.
+    cpu = not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU")
+    return PartialState(cpu=cpu, timeout=timedelta(minutes=30))
 
 
 def seed_everything(seed: int) -> None:
@@ -96,7 +111,52 @@ class _TextBar(std.tqdm):
         return True
 
 
+# Set inside `progress_bars(False)`: every `progress_bar` is then drawn disabled.
+_bars_off = False
+
+
 def progress_bar(iterable=None, **kwargs):
     """A tqdm bar: in a Jupyter kernel one text output updated in place, elsewhere tqdm.auto's."""
     bar = _TextBar if _in_jupyter_kernel() else auto_tqdm
+    if _bars_off:
+        kwargs["disable"] = True
     return bar(iterable, **kwargs)
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[None]:
+    """With `enabled` False, no progress bar inside the block, whoever draws it.
+
+    Ours, and those of datasets (map, filter, downloads), transformers (weight loading) and
+    the hub (downloads); each library's own setting is put back afterwards. (TQDM_DISABLE
+    would not do: tqdm reads it once, when it is imported, and child processes inherit it.)
+    """
+    if enabled:
+        yield
+        return
+    import datasets
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    global _bars_off
+    before = (
+        _bars_off,
+        datasets.is_progress_bar_enabled(),
+        hf_logging.is_progress_bar_enabled(),
+        hub_utils.are_progress_bars_disabled(),
+    )
+    _bars_off = True
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()  # the hub's bars too
+    try:
+        yield
+    finally:
+        _bars_off = before[0]
+        if before[1]:
+            datasets.enable_progress_bars()
+        if before[2]:
+            hf_logging.enable_progress_bar()  # turns the hub's on: set again below
+        if before[3]:
+            hub_utils.disable_progress_bars()
+        else:
+            hub_utils.enable_progress_bars()
