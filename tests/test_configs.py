@@ -27,7 +27,8 @@ def test_config_selects_its_engine(name, engine, zero_stage):
     assert config.distributed_type == engine
     assert config.deepspeed_config.get("zero_stage") == zero_stage
     assert config.use_cpu is False and config.num_machines == 1
-    # The preset's bf16 decides the precision; a launcher default would override the tiny one.
+    # The preset decides the precision (models.compute_dtype); a launcher default would override
+    # the tiny one's.
     assert config.mixed_precision == "no"
     if engine == DistributedType.NO:
         assert config.num_processes == 1

@@ -27,7 +27,7 @@ def test_24gb_preset_fits_the_recipe_into_a_smaller_card():
     assert set(lora.target_modules) == {"q_proj", "v_proj"}
     args = train.grpo_config(preset, "unused")
     assert args.gradient_checkpointing is True
-    assert args.bf16 == (torch.cuda.is_available() and preset.bf16)
+    assert args.bf16 == (models.compute_dtype(preset) == torch.bfloat16)
     assert args.max_completion_length == 512 < article.max_completion_length
     assert (args.num_generations, args.per_device_train_batch_size) == (4, 4)
     assert args.learning_rate == 1e-5

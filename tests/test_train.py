@@ -77,7 +77,7 @@ def test_article_preset_has_the_article_values():
     assert args.per_device_train_batch_size == 2
     assert args.max_completion_length == 1024
     assert args.num_train_epochs == 1
-    assert args.bf16 == torch.cuda.is_available() and preset.bf16
+    assert args.bf16 == (models.compute_dtype(preset) == torch.bfloat16)
     assert args.push_to_hub is False
     assert args.remove_unused_columns is False
     assert "tensorboard" in args.report_to

@@ -15,13 +15,26 @@ from vlmgrpo.presets import GPU_PRESETS, Preset
 from vlmgrpo.utils import UsageError
 
 
-def run_dtype(preset: Preset) -> torch.dtype:
-    """bf16 when the preset asks for it and a CUDA GPU is there; float32 otherwise.
+def compute_dtype(preset: Preset) -> torch.dtype:
+    """The run's precision: bf16 on a CUDA GPU that has it, fp16 on one that does not, else fp32.
 
-    CPUs (and Apple's MPS) compute bf16 slowly or partly; the numbers of a rehearsal on the
-    CPU are then those of float32, which only makes them more exact.
+    Only presets with `half_precision` leave float32 (the tiny model trains in it anywhere).
+    A T4 (compute capability 7.5) has no bf16 units: torch emulates bf16 there, slowly, and
+    reports it supported unless emulation is excluded. CPUs (and Apple's MPS) compute half
+    precision slowly or partly; a rehearsal on the CPU runs in float32, which only makes its
+    numbers more exact. The same dtype is the 4-bit layers' compute dtype, and decides
+    GRPOConfig's bf16/fp16 flags.
     """
-    return torch.bfloat16 if preset.bf16 and torch.cuda.is_available() else torch.float32
+    if not (preset.half_precision and torch.cuda.is_available()):
+        return torch.float32
+    if torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return torch.float16
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """`torch.bfloat16` as run.json and eval.json record it: "bfloat16"."""
+    return str(dtype).removeprefix("torch.")
 
 
 def warn_if_no_gpu(preset: Preset) -> None:
@@ -57,7 +70,7 @@ def load_model(source: str | None, preset: Preset, trust_remote_code: bool = Fal
         raise UsageError(
             f"model {source} is neither an existing folder nor a hub id like owner/name"
         )
-    dtype = run_dtype(preset)
+    dtype = compute_dtype(preset)
     try:
         model = AutoModelForImageTextToText.from_pretrained(
             source, dtype=dtype, trust_remote_code=trust_remote_code

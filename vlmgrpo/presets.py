@@ -23,7 +23,8 @@ prompts per device and step    batch 2 (1 prompt)           same
 completion tokens              1024                         same (512 on the 24 GB preset*)
 prompt length                  ``max_prompt_length``        gone in TRL 1.16; images capped
                                                             at 256 x 28 x 28 pixels instead*
-precision                      bf16                         bf16 (fp32 on a CPU*)
+precision                      bf16                         bf16; fp16 on a GPU without
+                                                            bf16 (a T4), fp32 on a CPU*
 epochs                         1                            1
 KL coefficient beta            not set (TRL's then: 0.04)   0.0: no KL term
 loss                           not set (TRL's then)         "dapo": token-level, no length bias
@@ -92,7 +93,9 @@ class Preset:
     num_iterations: int = 1
     logging_steps: int = 10
     save_steps: int = 10
-    bf16: bool = False
+    # On a CUDA GPU, train and evaluate in bf16 (fp16 where the card has no bf16, a T4);
+    # float32 elsewhere and without it. `vlmgrpo.models.compute_dtype` decides.
+    half_precision: bool = False
     activation_checkpointing: bool = False
     use_vllm: bool = False
     vllm_mode: str = "colocate"  # vLLM shares the training GPUs; "server": `trl vllm-serve`
@@ -150,7 +153,7 @@ PRESETS = {
         name="qwen2.5-vl-3b",
         model=QWEN_3B,
         dataset=ARTICLE_DATASET,
-        bf16=True,
+        half_precision=True,
     ),
     # The article's recipe fitted to one 24 GB card, from these figures:
     # - bf16 weights: 3.75 B parameters x 2 bytes = 7.5 GB, held once by training (LoRA's
@@ -175,14 +178,14 @@ PRESETS = {
         num_generations=4,
         batch_size=4,
         max_completion_length=512,
-        bf16=True,
+        half_precision=True,
         activation_checkpointing=True,
         vllm_gpu_memory_utilization=0.45,
         eval_batch_size=4,
         eval_max_new_tokens=512,
     ),
 }
-GPU_PRESETS = tuple(name for name, preset in PRESETS.items() if preset.bf16)
+GPU_PRESETS = tuple(name for name, preset in PRESETS.items() if preset.half_precision)
 
 
 def get_preset(name: str) -> Preset:

@@ -47,13 +47,19 @@ def preset_settings(preset: Preset) -> dict:
     return {k: v for k, v in asdict(preset).items() if k != "name"}
 
 
-def write_run_file(output_dir: Path, preset: Preset, model, dataset, seed: int) -> None:
-    """run.json: what `evaluate`/`generate --adapter DIR` need to rebuild the run's setting."""
+def write_run_file(
+    output_dir: Path, preset: Preset, model, dataset, seed: int, dtype: str
+) -> None:
+    """run.json: what `evaluate`/`generate --adapter DIR` need to rebuild the run's setting.
+
+    `dtype` is the precision the run trains in ("bfloat16", "float16", "float32").
+    """
     record = {
         "preset": preset.name,
         "model": _source(model),  # None: the tiny model
         "dataset": _source(dataset),  # None: the synthetic colour task
         "seed": seed,
+        "dtype": dtype,
         "config": preset_settings(preset),
     }
     (output_dir / RUN_FILE).write_text(json.dumps(record, indent=2))

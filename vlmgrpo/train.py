@@ -55,6 +55,7 @@ def lora_config(preset: Preset) -> LoraConfig:
 def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOConfig:
     """The preset's GRPOConfig: TRL 1.16's defaults (beta 0, "dapo") unless it says otherwise."""
     cuda = torch.cuda.is_available()
+    dtype = models.compute_dtype(preset)
     return GRPOConfig(
         output_dir=str(output_dir),
         learning_rate=preset.learning_rate,
@@ -77,7 +78,8 @@ def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOC
         epsilon_high=preset.epsilon_high,
         num_iterations=preset.num_iterations,
         logging_first_step=True,  # a smoke run shows its first step at once
-        bf16=preset.bf16 and cuda,
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
         **{CHECKPOINTING: preset.activation_checkpointing},
         use_vllm=preset.use_vllm,
         vllm_mode=preset.vllm_mode,
@@ -203,6 +205,7 @@ def run(
             models.warn_if_no_gpu(preset)
         seed_everything(seed)
         model, dataset = model or preset.model, dataset or preset.dataset
+        dtype = models.dtype_name(models.compute_dtype(preset))
         # The main process goes first, so the others read the tiny model (or the download) from
         # its cache instead of building it alongside. They wait for it past their folder check
         # above, so the main process may then replace the folder.
@@ -218,7 +221,7 @@ def run(
         # Only now touch the folder: a run that fails to start leaves nothing behind.
         if state.is_main_process:
             runs.make_output(output_dir, overwrite)
-            runs.write_run_file(output_dir, preset, model, dataset, seed)
+            runs.write_run_file(output_dir, preset, model, dataset, seed, dtype)
 
         # On the device it will train on: evaluating a GPU run's model on the CPU takes hours.
         base.to(state.device)
@@ -249,6 +252,7 @@ def run(
             "model": model or "tiny",
             "dataset": dataset or "synthetic-colour",
             "seed": seed,
+            "dtype": dtype,
             "config": runs.preset_settings(preset),
         }
         if trainer.accelerator.is_main_process:
