@@ -73,7 +73,8 @@ test-vllm-profile: setup
 lab: setup
 	$(BIN)/jupyter lab notebooks/
 
-# On a GPU machine, no hub needed: both 3B presets end to end on random weights, one table.
+# On a GPU machine, no hub needed: every GPU preset end to end on random weights of its
+# model's shape (4-bit where the preset is), one table.
 gpu-check: setup
 	$(BIN)/python benchmarks/gpu_check.py
 

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py --preset tiny --steps 5 --warmup 1
     python benchmarks/bench_train.py --preset qwen2.5-vl-3b-24gb --random-weights
+    python benchmarks/bench_train.py --preset qwen3-vl-4b-qlora --random-weights
     accelerate launch --config_file configs/multi_gpu.yaml --num_processes 2 \\
         benchmarks/bench_train.py --preset qwen2.5-vl-3b --random-weights
 
@@ -12,10 +13,11 @@ per second, completion tokens generated per second, and the peak memory of the m
 resident memory on a CPU).
 
 `--random-weights` needs no hub: the tiny model without its cold start, or a random model of
-Qwen2.5-VL-3B's exact shape (`vlmgrpo.shapes`, saved once to the cache, 7.5 GB), trained on
-the synthetic task with images scaled up to the preset's pixel cap. Time and memory depend on
-the shapes, not the values; random weights rarely stop early, so completions run to the
-length limit: the slow end of what real weights do.
+the preset's exact shape (`vlmgrpo.shapes`: Qwen2.5-VL-3B, Qwen3-VL-2B or Qwen3-VL-4B, saved
+once to the cache in bf16, 4-9 GB; quantized as it loads where the preset is 4-bit), trained
+on the synthetic task with images scaled up to the preset's pixel cap. Time and memory
+depend on the shapes, not the values; random weights rarely stop early, so completions run to
+the length limit: the slow end of what real weights do.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ import torch
 from transformers import TrainerCallback
 
 from vlmgrpo import data, models, presets, shapes, synthetic, tiny, train, utils
-
-PATCH = 28  # Qwen2.5-VL: 14-px patches merged 2 x 2 into one image token
 
 
 class StepTimer(TrainerCallback):
@@ -72,17 +72,19 @@ def random_model(preset: presets.Preset) -> str:
     if preset.model is None:
         # The tiny model's build with no cold start: random, and cached apart from the real one.
         return str(tiny.make_tiny(replace(tiny.TinySpec(), warmup_steps=0)))
-    if preset.model == "Qwen/Qwen2.5-VL-3B-Instruct":
-        return str(shapes.random_qwen25vl_3b(tiny.cache_root() / "random-qwen2.5-vl-3b"))
+    if preset.model in shapes.REAL_SHAPES:
+        folder = tiny.cache_root() / f"random-{shapes.REAL_SHAPES[preset.model]}"
+        return str(shapes.random_model(preset.model, folder))
     raise SystemExit(f"no random model of {preset.model}'s shape; drop --random-weights")
 
 
 def synthetic_at_cap(preset: presets.Preset, n: int, seed: int):
     """The synthetic task with every image as large as the preset's pixel cap allows."""
-    side = max(PATCH, int((preset.max_pixels**0.5) // PATCH) * PATCH)
+    token = presets.FAMILIES[preset.family].token_side  # 28 or 32 px per image token
+    side = max(token, int((preset.max_pixels**0.5) // token) * token)
     images = synthetic.make_colour_dataset(n, seed=seed)
     images = images.map(lambda row: {"image": row["image"].resize((side, side))})
-    return data.prepare_dataset(images, preset.max_pixels)
+    return data.prepare_dataset(images, preset.max_pixels, token_side=token)
 
 
 def peak_memory() -> str:
@@ -132,11 +134,14 @@ def main() -> None:
     prompts //= preset.num_generations
     with state.main_process_first():  # the main process builds or downloads, the rest read
         model_source = args.model or (random_model(preset) if args.random_weights else None)
+        model_source = model_source or preset.model
+        family = models.model_family(model_source, preset.family)
+        preset = replace(preset, family=family)  # images sized for the model's own tokens
         if args.dataset or not (args.random_weights or preset.dataset is None):
             train_set, _ = data.load_data(preset, args.dataset or preset.dataset, args.seed)
         else:
             train_set = synthetic_at_cap(preset, max(64, prompts), args.seed)
-        model, processor = models.load_model(model_source or preset.model, preset)
+        model, processor = models.load_model(model_source, preset, device=state.device)
 
     timer = StepTimer(args.warmup)
     with tempfile.TemporaryDirectory() as tmp:

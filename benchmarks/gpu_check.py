@@ -1,11 +1,14 @@
 """One check of the whole GPU path on a freshly rented card, with no hub access: one table.
 
     python benchmarks/gpu_check.py                    # or: make gpu-check
-    python benchmarks/gpu_check.py --stand-in DIR     # any model folder instead of the 3B
+    python benchmarks/gpu_check.py --preset qwen3-vl-4b-qlora    # one preset (repeatable)
+    python benchmarks/gpu_check.py --stand-in DIR --stand-in DIR2   # model folders instead
 
-It builds a random-weights Qwen2.5-VL-3B (`vlmgrpo.shapes`, cached, 7.5 GB) and a dataset
-file in the real schema (the synthetic task, images at the 3B preset's pixel cap), then for
-each 3B preset runs, as separate processes, exactly what a renter types:
+It builds random-weights models of the GPU presets' shapes (`vlmgrpo.shapes`, cached in
+bf16: Qwen2.5-VL-3B 7.5 GB, Qwen3-VL-2B 4.3 GB, Qwen3-VL-4B 8.9 GB; the 4-bit preset
+quantizes its model as it loads) and a dataset file in the real schema (the synthetic task,
+images at the largest pixel cap), then for each GPU preset runs, as separate processes,
+exactly what a renter types:
 
 1. ``vlmgrpo train --preset P --max-steps 3`` (then again with ``--use-vllm`` when vLLM is
    installed),
@@ -14,8 +17,9 @@ each 3B preset runs, as separate processes, exactly what a renter types:
 4. ``benchmarks/bench_train.py --preset P`` for seconds per step and peak memory.
 
 Random weights rarely stop early, so every completion runs to the preset's length limit:
-the slow end of what the real model does. Within about 8 minutes on one H100-class card.
-The tests run it on the CPU with the tiny model standing in, so it cannot rot.
+the slow end of what the real model does. A --stand-in folder replaces the model of every
+preset of its family (read from its config: Qwen2.5-VL or Qwen3-VL). The tests run it on
+the CPU with a tiny model of each family standing in, so it cannot rot.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from vlmgrpo import data, presets, shapes, synthetic, tiny
+from vlmgrpo import data, models, presets, shapes, synthetic, tiny
 from vlmgrpo.utils import UsageError
 
 HERE = Path(__file__).resolve().parent
@@ -54,9 +58,11 @@ def vllm_installed() -> bool:
 
 
 def make_dataset(path: Path, seed: int = 0) -> Path:
-    """The synthetic task as a parquet file in the real schema, images at the 3B cap."""
-    cap = presets.get_preset("qwen2.5-vl-3b").max_pixels
-    side = int(cap**0.5) // 28 * 28
+    """The synthetic task as a parquet file in the real schema, images at the largest cap.
+
+    Each preset's data preparation shrinks them to its own cap, as it would the real data.
+    """
+    side = int(max(presets.get_preset(n).max_pixels for n in presets.GPU_PRESETS) ** 0.5)
     rows = synthetic.make_colour_dataset(N_ROWS, seed=seed)
     rows = rows.map(lambda row: {"image": row["image"].resize((side, side))})
     data.check_columns(rows)
@@ -128,31 +134,69 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def stand_ins(folders: list[str]) -> dict[str, str]:
+    """Each --stand-in folder by its model family (read from its config)."""
+    found = {}
+    for folder in folders:
+        family = models.model_family(folder, default="")
+        if not family:
+            raise UsageError(
+                f"--stand-in {folder} is of no known family; pass a folder of one of: "
+                f"{', '.join(presets.FAMILIES)}"
+            )
+        found[family] = folder
+    return found
+
+
+def model_for(preset: presets.Preset, standing_in: dict[str, str]) -> str:
+    """The folder the preset trains here: its family's stand-in, or a model of its shape."""
+    if standing_in:
+        if preset.family not in standing_in:
+            raise UsageError(
+                f"no --stand-in of the {preset.family} family, which {preset.name} needs; "
+                "pass one, or --preset to check fewer presets"
+            )
+        return standing_in[preset.family]
+    name = shapes.REAL_SHAPES[preset.model]
+    print(f"building the random-weights {name} (once; cached)", flush=True)
+    return str(shapes.random_model(preset.model, tiny.cache_root() / f"random-{name}"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Build what is needed, check each 3B preset, print the table; 1 if any row failed."""
+    """Build what is needed, check each GPU preset, print the table; 1 if any row failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stand-in", help="model folder to use instead of the random 3B")
+    parser.add_argument(
+        "--preset",
+        action="append",
+        choices=presets.GPU_PRESETS,
+        help="check this preset (repeatable; default: every GPU preset)",
+    )
+    parser.add_argument(
+        "--stand-in",
+        action="append",
+        default=[],
+        help="model folder to use instead of the random models of its family (repeatable)",
+    )
     parser.add_argument("--work-dir", help="where runs go (default: a temporary folder)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU (no CUDA)"
     print(f"device: {device}", flush=True)
-    if args.stand_in:
-        model = args.stand_in
-    else:
-        print("building the random-weights Qwen2.5-VL-3B (once; cached)", flush=True)
-        model = str(shapes.random_qwen25vl_3b(tiny.cache_root() / "random-qwen2.5-vl-3b"))
-    env = {**os.environ, "TQDM_DISABLE": "1"}
+    standing_in = stand_ins(args.stand_in)
+    env = {**os.environ, "TQDM_DISABLE": "1"}  # the commands' bars, in their own processes
     variants = [False, True] if vllm_installed() else [False]
     rows = []
     with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
         work = Path(tmp)
         dataset = make_dataset(work / "data.parquet")
-        for name in presets.GPU_PRESETS:
+        for name in args.preset or presets.GPU_PRESETS:
+            preset = presets.get_preset(name)
+            model = model_for(preset, standing_in)
             for vllm in variants:
                 rows.append(check_preset(name, model, dataset, work, vllm, env))
                 print(f"checked {rows[-1]['preset']}: {rows[-1]['status']}", flush=True)
-    print(f"model: {'stand-in ' + model if args.stand_in else 'random-weights Qwen2.5-VL-3B'}")
+    kind = "stand-ins " + ", ".join(standing_in.values()) if standing_in else "random weights"
+    print(f"models: {kind}")
     print(f"vLLM: {'installed' if vllm_installed() else 'not installed (rows without it)'}")
     print(table(rows))
     print(f"total: {time.perf_counter() - start:.0f} s on {device}")

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small tiny model built once per session, caches kept out of $HOME."""
+"""Shared fixtures: small tiny models (one per family) built once per session."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from vlmgrpo import tiny
+from vlmgrpo import shapes, tiny
 
 SLOW = os.environ.get("VLMGRPO_SLOW") == "1"
 slow = pytest.mark.skipif(not SLOW, reason="long run; set VLMGRPO_SLOW=1 (make test does)")
@@ -24,3 +24,10 @@ def tiny_model_dir(tmp_path_factory) -> str:
     """A tiny model with a short cold start: real classes and files, seconds to build."""
     spec = replace(tiny.TinySpec(), warmup_steps=30, warmup_batch=16)
     return str(tiny.make_tiny(spec, tmp_path_factory.mktemp("tiny") / "model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3vl_dir(tmp_path_factory) -> str:
+    """A tiny Qwen3-VL with the same short cold start: the Qwen3-VL presets' stand-in."""
+    spec = replace(tiny.TinySpec(), warmup_steps=30, warmup_batch=16)
+    return str(shapes.tiny_qwen3vl(tmp_path_factory.mktemp("tiny-qwen3-vl") / "model", spec))

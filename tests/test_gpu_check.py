@@ -1,35 +1,53 @@
-"""`benchmarks/gpu_check.py` on the CPU, with the tiny model standing in for the 3B one."""
+"""`benchmarks/gpu_check.py` on the CPU, with a tiny model of each family standing in."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import slow
+from vlmgrpo import presets
+from vlmgrpo.utils import UsageError
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
 
 @slow
-def test_gpu_check_runs_both_3b_presets_end_to_end(tiny_model_dir, tmp_path):
+def test_gpu_check_runs_every_gpu_preset_end_to_end(tiny_model_dir, tiny_qwen3vl_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    stand_ins = ["--stand-in", tiny_model_dir, "--stand-in", tiny_qwen3vl_dir]
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--stand-in", tiny_model_dir, "--work-dir", str(tmp_path)],
+        [sys.executable, str(SCRIPT), *stand_ins, "--work-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,
-        timeout=1200,
+        timeout=1800,
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("preset "))
-    rows = [line.split() for line in lines[header + 1 : header + 3]]
-    assert [row[0] for row in rows] == ["qwen2.5-vl-3b", "qwen2.5-vl-3b-24gb"]
+    rows = [line.split() for line in lines[header + 1 : header + 5]]
+    assert [row[0] for row in rows] == list(presets.GPU_PRESETS)
     for row in rows:
         steps, train_s, step_s, peak, eval_rows = row[1:6]
         assert steps == "3" and eval_rows == "8" and row[-1] == "ok"
         assert float(train_s) > 0 and float(step_s) > 0 and float(peak) > 0
     assert lines[-1].startswith("total: ")
+
+
+def test_gpu_check_wants_a_stand_in_of_each_family(tiny_model_dir):
+    """A stand-in of one family cannot stand in for a preset of another."""
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    folders = gpu_check.stand_ins([tiny_model_dir])
+    assert folders == {"qwen2.5-vl": tiny_model_dir}
+    assert gpu_check.model_for(presets.get_preset("qwen2.5-vl-3b"), folders) == tiny_model_dir
+    with pytest.raises(UsageError, match="no --stand-in of the qwen3-vl family"):
+        gpu_check.model_for(presets.get_preset("qwen3-vl-2b"), folders)

@@ -1,8 +1,9 @@
 """Every preset rehearsed as a renter runs it, on the CPU: train -> evaluate -> generate.
 
-Only the model (the tiny one, standing in for Qwen2.5-VL-3B) and the data (a file in the real
-dataset's schema) are swapped; each preset keeps its own numbers: logging interval, lengths,
-batch, generations, LoRA targets.
+Only the model (a tiny one of the preset's family: the tiny Qwen2.5-VL for the Qwen2.5-VL
+presets, a tiny Qwen3-VL for the Qwen3-VL ones, in 4 bits where the preset is) and the data
+(a file in the real dataset's schema) are swapped; each preset keeps its own numbers:
+logging interval, lengths, batch, generations, LoRA targets, image tokens.
 """
 
 from __future__ import annotations
@@ -43,19 +44,28 @@ def cli(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *argv], capture_output=True, text=True, env=env, timeout=900)
 
 
+# The stand-in of each family: fixtures of tests/conftest.py.
+STAND_IN = {"qwen2.5-vl": "tiny_model_dir", "qwen3-vl": "tiny_qwen3vl_dir"}
+
+
 @pytest.mark.parametrize(
     ("name", "steps"),
-    [("tiny", 2), ("qwen2.5-vl-3b", 1), ("qwen2.5-vl-3b-24gb", 3)],
-    ids=["tiny", "3b", "3b-24gb"],
+    [
+        ("tiny", 2),
+        ("qwen2.5-vl-3b", 1),
+        ("qwen2.5-vl-3b-24gb", 3),
+        ("qwen3-vl-2b", 1),
+        ("qwen3-vl-4b-qlora", 1),
+    ],
+    ids=["tiny", "3b", "3b-24gb", "qwen3-2b", "qwen3-4b-qlora"],
 )
-def test_preset_rehearsal_train_evaluate_generate(
-    name, steps, tiny_model_dir, article_file, tmp_path
-):
+def test_preset_rehearsal_train_evaluate_generate(name, steps, article_file, tmp_path, request):
     preset = presets.get_preset(name)
+    stand_in = request.getfixturevalue(STAND_IN[preset.family])
     assert steps < preset.logging_steps or name == "tiny"  # the smoke run that used to crash
     out = tmp_path / "run"
     done = cli(
-        "train", "--preset", name, "--model", tiny_model_dir, "--dataset", str(article_file),
+        "train", "--preset", name, "--model", stand_in, "--dataset", str(article_file),
         "--max-steps", str(steps), "--output-dir", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -74,7 +84,15 @@ def test_preset_rehearsal_train_evaluate_generate(
     assert result["steps"] == steps and result["preset"] == name
     assert result["n_eval"] == (80 if name == "tiny" else 4)  # fraction 1.0 vs the 5 % slice
     config = result["config"]
-    for key in ("logging_steps", "max_completion_length", "num_generations", "batch_size"):
+    for key in (
+        "logging_steps",
+        "max_completion_length",
+        "num_generations",
+        "batch_size",
+        "family",
+        "max_image_tokens",
+        "quantization",
+    ):
         assert config[key] == getattr(preset, key), key
     assert config["max_steps"] == steps
     rows = list(csv.DictReader((out / "metrics.csv").open()))
@@ -84,7 +102,7 @@ def test_preset_rehearsal_train_evaluate_generate(
     adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert adapter["r"] == preset.lora_r
     record = json.loads((out / "run.json").read_text())
-    assert record["model"] == str(Path(tiny_model_dir).resolve())
+    assert record["model"] == str(Path(stand_in).resolve())
     assert record["dataset"] == str(article_file.resolve()) and record["seed"] == 42
     dtype = models.dtype_name(models.compute_dtype(preset))  # float32 without CUDA
     assert record["dtype"] == result["dtype"] == dtype
@@ -216,6 +234,9 @@ def test_train_flags_show_each_preset_default_and_reach_the_config(tmp_path):
         assert flag in text
     compact = " ".join(text.split())
     assert "tiny: 32, qwen2.5-vl-3b: 1024, qwen2.5-vl-3b-24gb: 512" in compact
+    assert "one of: tiny, qwen2.5-vl-3b, qwen2.5-vl-3b-24gb, qwen3-vl-2b, qwen3-vl-4b-qlora" in (
+        compact
+    )
     assert "qwen2.5-vl-3b: 0.3, qwen2.5-vl-3b-24gb: 0.45" in compact
     args = parser.parse_args(
         ["train", "--preset", "qwen2.5-vl-3b", "--max-completion-length", "256"]
@@ -260,6 +281,8 @@ def test_vllm_context_and_memory_share_follow_the_preset():
     # image tokens (+ vision start/end) + prompt text + completion, rounded up to 256
     assert article.vllm_max_model_length == 2048  # 258 + 512 + 1024 = 1794
     assert small.vllm_max_model_length == 1280  # 130 + 512 + 512 = 1154
+    for name in ("qwen3-vl-2b", "qwen3-vl-4b-qlora"):  # 256 tokens of 32 x 32 px: 258 again
+        assert presets.get_preset(name).vllm_max_model_length == 2048
     config = train.grpo_config(small, "unused")
     assert config.vllm_max_model_length == 1280
     # The 24 GB card: vLLM's share must hold the bf16 weights (7.5 GB) and a step's KV cache

@@ -130,3 +130,57 @@ def test_gradient_checkpointing_trains_lora(tiny_model_dir, tmp_path):
     assert embedded.requires_grad
     trainer.train()  # raises "does not require grad" when the above is missing
     assert trainer.model.is_gradient_checkpointing and trainer.state.global_step == 1
+
+
+@pytest.fixture(scope="module", params=["Qwen/Qwen3-VL-2B-Instruct", "Qwen/Qwen3-VL-4B-Instruct"])
+def meta_qwen3(request):
+    """A Qwen3-VL of a real size on the meta device: its shapes, no memory, no weights."""
+    return request.param, shapes.meta_model(request.param)
+
+
+def test_qwen3_vl_shapes_have_the_published_values(meta_qwen3):
+    model_id, model = meta_qwen3
+    text, vision = model.config.text_config, model.config.vision_config
+    published = {  # config.json: layers, hidden, intermediate, heads, KV heads, vision out
+        "Qwen/Qwen3-VL-2B-Instruct": (28, 2048, 6144, 16, 8, 2048),
+        "Qwen/Qwen3-VL-4B-Instruct": (36, 2560, 9728, 32, 8, 2560),
+    }[model_id]
+    assert (
+        text.num_hidden_layers,
+        text.hidden_size,
+        text.intermediate_size,
+        text.num_attention_heads,
+        text.num_key_value_heads,
+        vision.out_hidden_size,
+    ) == published
+    assert (text.head_dim, text.vocab_size) == (128, 151936)
+    assert text.rope_parameters["rope_theta"] == 5e6
+    assert text.rope_parameters["mrope_section"] == [24, 20, 20]
+    assert (vision.depth, vision.hidden_size, vision.intermediate_size) == (24, 1024, 4096)
+    assert (vision.patch_size, vision.spatial_merge_size) == (16, 2)  # 32 x 32 px per token
+    assert list(vision.deepstack_visual_indexes) == [5, 11, 17]
+    assert model.config.tie_word_embeddings is True
+    assert model.config.image_token_id == 151655
+    total = sum(p.numel() for p in model.parameters())  # the tied embedding counted once
+    expected = {
+        "Qwen/Qwen3-VL-2B-Instruct": 2_127_532_032,
+        "Qwen/Qwen3-VL-4B-Instruct": 4_437_815_808,
+    }
+    assert total == expected[model_id]
+
+
+@pytest.mark.parametrize("name", ["qwen3-vl-2b", "qwen3-vl-4b-qlora"])
+def test_lora_counts_on_the_real_qwen3_vl_shapes(name):
+    preset = presets.get_preset(name)
+    model = shapes.meta_model(preset.model)
+    lora = train.lora_config(preset)
+    assert models.vision_lora_targets(model, lora) == []  # the vision tower's attention is qkv
+    text = model.config.text_config
+    head = text.head_dim
+    q = (text.hidden_size, text.num_attention_heads * head)  # (d_in, d_out)
+    v = (text.hidden_size, text.num_key_value_heads * head)
+    r = preset.lora_r
+    formula = text.num_hidden_layers * (r * sum(q) + r * sum(v))
+    assert shapes.lora_trainable(model, lora) == formula
+    # 28 x 8 x ((2048 + 2048) + (2048 + 1024)); 36 x 8 x ((2560 + 4096) + (2560 + 1024))
+    assert formula == {"qwen3-vl-2b": 1_605_632, "qwen3-vl-4b-qlora": 2_949_120}[name]

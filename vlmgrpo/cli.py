@@ -139,6 +139,9 @@ def _setting(args):
     With --adapter RUN_DIR they come from the run's run.json; flags override them. A bare
     adapter folder (no run.json) needs --preset or --model to know its base model.
     """
+    from dataclasses import replace
+
+    from vlmgrpo.models import model_family
     from vlmgrpo.presets import get_preset
     from vlmgrpo.runs import adapter_folder, read_run_file
 
@@ -158,7 +161,9 @@ def _setting(args):
     model = args.model or (record["model"] if record else preset.model)
     dataset = args.dataset or (record["dataset"] if record else preset.dataset)
     seed = args.seed if args.seed is not None else record.get("seed", 42)
-    return preset, model, dataset, seed, adapter
+    # Images are sized for the family of the model that answers, as in training.
+    family = model_family(model, preset.family, args.trust_remote_code)
+    return replace(preset, family=family), model, dataset, seed, adapter
 
 
 def _load_for_inference(args, setting):
@@ -167,13 +172,14 @@ def _load_for_inference(args, setting):
     from vlmgrpo.utils import get_device
 
     preset, model_source, _, _, adapter = setting
-    model, processor = load_model(model_source, preset, args.trust_remote_code)
+    # Generation on the CPU of a GPU machine would take hours: CUDA, then MPS, then CPU.
+    device = get_device()
+    model, processor = load_model(model_source, preset, args.trust_remote_code, device)
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter)
-    # Generation on the CPU of a GPU machine would take hours: CUDA, then MPS, then CPU.
-    return model.to(get_device()), processor
+        model = PeftModel.from_pretrained(model, adapter)  # a 4-bit base takes it as well
+    return model.to(device), processor
 
 
 def _train(args) -> None:
@@ -221,6 +227,7 @@ def _generate(args) -> None:
 
     from vlmgrpo.data import cap_image, check_aspect_ratio
     from vlmgrpo.evaluate import generate_with_reasoning
+    from vlmgrpo.presets import FAMILIES
 
     try:
         image = Image.open(args.image)
@@ -230,7 +237,7 @@ def _generate(args) -> None:
             f"cannot read image {args.image} ({err}); pass a PNG or JPEG file"
         ) from err
     setting = preset, *_ = _setting(args)
-    image = cap_image(image, preset.max_pixels)
+    image = cap_image(image, preset.max_pixels, FAMILIES[preset.family].token_side)
     check_aspect_ratio(image, args.image)
     model, processor = _load_for_inference(args, setting)
     result = generate_with_reasoning(

@@ -19,16 +19,18 @@ from huggingface_hub.utils import httpx  # the hub's HTTP client, whichever pack
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from vlmgrpo import synthetic
-from vlmgrpo.presets import Preset
+from vlmgrpo.presets import DEFAULT_FAMILY, FAMILIES, Preset
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
 from vlmgrpo.rewards import gold_answer
 from vlmgrpo.utils import UsageError
 
 REQUIRED_COLUMNS = ("image", "problem", "solution")
 
-# Qwen2.5-VL sees 28x28 px per image token (14 px patches merged 2x2): never shrink below one.
-_MIN_SIDE = 28
-# Qwen2.5-VL's processor refuses images whose long side exceeds 200 x the short one.
+# Pixels on the side of one image token (28 on Qwen2.5-VL, 32 on Qwen3-VL): no image side is
+# shrunk below one token. Callers pass their model family's; this is the default family's.
+TOKEN_SIDE = FAMILIES[DEFAULT_FAMILY].token_side
+# Qwen's image processor (Qwen2.5-VL's and Qwen3-VL's) refuses images whose long side exceeds
+# 200 x the short one.
 MAX_ASPECT_RATIO = 200
 _FILE_SUFFIXES = (".parquet", ".arrow")
 # `owner/name` or a bare canonical `name`; anything else that does not exist must be a bad path.
@@ -156,14 +158,14 @@ def check_columns(ds: datasets.Dataset) -> None:
         )
 
 
-def cap_image(image: Image.Image, max_pixels: int) -> Image.Image:
-    """`image` in RGB, downscaled (aspect kept, sides >= 28 px) to at most `max_pixels` pixels."""
+def cap_image(image: Image.Image, max_pixels: int, token_side: int = TOKEN_SIDE) -> Image.Image:
+    """`image` in RGB, downscaled (aspect kept, sides >= one token) to at most `max_pixels`."""
     # TRL 1.16 has no max_prompt_length, and an unbounded image becomes thousands of image
     # tokens, so the image size is what bounds the prompt.
-    _check_max_pixels(max_pixels)
+    _check_max_pixels(max_pixels, token_side)
     width, height = image.size
     if width * height > max_pixels:
-        size = _capped_size(width, height, max_pixels)
+        size = _capped_size(width, height, max_pixels, token_side)
         image.draft(image.mode, size)  # JPEG only: decode at 1/2..1/8 scale, up to 64x less memory
         if image.mode in ("1", "P", "PA"):  # Pillow resizes these NEAREST-only: go to L/RGB first
             image = image.convert("L") if image.mode == "1" else _to_rgb(image)
@@ -172,17 +174,20 @@ def cap_image(image: Image.Image, max_pixels: int) -> Image.Image:
     return _to_rgb(image)
 
 
-def _check_max_pixels(max_pixels: int) -> None:
-    """Raise UsageError if `max_pixels` cannot hold one 28 x 28 image token."""
-    if max_pixels < _MIN_SIDE**2:
-        raise UsageError(f"max_pixels must be at least {_MIN_SIDE**2} (28x28), got {max_pixels}")
+def _check_max_pixels(max_pixels: int, token_side: int) -> None:
+    """Raise UsageError if `max_pixels` cannot hold one image token of `token_side` px."""
+    if max_pixels < token_side**2:
+        raise UsageError(
+            f"max_pixels must be at least {token_side**2} ({token_side}x{token_side}, one image "
+            f"token), got {max_pixels}"
+        )
 
 
-def _capped_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
-    """The largest (w, h) with w*h <= max_pixels, the aspect of width:height, sides >= 28."""
+def _capped_size(width: int, height: int, max_pixels: int, token_side: int) -> tuple[int, int]:
+    """The largest (w, h) with w*h <= max_pixels, the aspect of width:height, sides >= a token."""
     scale = math.sqrt(max_pixels / (width * height))
-    new_w, new_h = (max(_MIN_SIDE, math.floor(side * scale)) for side in (width, height))
-    if new_w * new_h > max_pixels:  # float rounding, or a very thin image held at 28 px
+    new_w, new_h = (max(token_side, math.floor(side * scale)) for side in (width, height))
+    if new_w * new_h > max_pixels:  # float rounding, or a very thin image held at one token
         if new_w >= new_h:
             new_w = max_pixels // new_h
         else:
@@ -202,7 +207,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 class _TooThin(Exception):  # noqa: N818  (a row's skip reason, not an error to report)
-    """An image Qwen2.5-VL's processor would refuse: beyond MAX_ASPECT_RATIO:1."""
+    """An image Qwen's processor would refuse: beyond MAX_ASPECT_RATIO:1."""
 
 
 def _aspect_ratio(image: Image.Image) -> float:
@@ -210,16 +215,16 @@ def _aspect_ratio(image: Image.Image) -> float:
 
 
 def check_aspect_ratio(image: Image.Image, name: str = "the image") -> None:
-    """Raise UsageError when Qwen2.5-VL's processor would refuse `image`'s aspect ratio."""
+    """Raise UsageError when Qwen's image processor would refuse `image`'s aspect ratio."""
     if _aspect_ratio(image) > MAX_ASPECT_RATIO:
         width, height = image.size
         raise UsageError(
             f"{name} is {width} x {height} pixels, an aspect ratio beyond the "
-            f"{MAX_ASPECT_RATIO}:1 that Qwen2.5-VL's processor accepts; crop or pad it"
+            f"{MAX_ASPECT_RATIO}:1 that Qwen's image processor accepts; crop or pad it"
         )
 
 
-def _open_capped(value: dict | None, max_pixels: int) -> dict | None:
+def _open_capped(value: dict | None, max_pixels: int, token_side: int) -> dict | None:
     """The stored image `{"bytes", "path"}` as RGB within `max_pixels`, or None if unreadable."""
     if value is None or (value["bytes"] is None and value["path"] is None):
         return None
@@ -240,11 +245,11 @@ def _open_capped(value: dict | None, max_pixels: int) -> dict | None:
                         raise _TooThin
                     return value  # already fine: keep the original bytes, no lossy re-encode
                 capped = cap_image(
-                    image if upright else ImageOps.exif_transpose(image), max_pixels
+                    image if upright else ImageOps.exif_transpose(image), max_pixels, token_side
                 )
     except _UNREADABLE_IMAGE:
         return None
-    # Capping keeps both sides >= 28 px, which can change a thin image's ratio: check after.
+    # Capping keeps both sides >= one token, which can change a thin image's ratio: check after.
     if _aspect_ratio(capped) > MAX_ASPECT_RATIO:
         raise _TooThin
     out = io.BytesIO()
@@ -252,7 +257,7 @@ def _open_capped(value: dict | None, max_pixels: int) -> dict | None:
     return {"bytes": out.getvalue(), "path": None}
 
 
-def _prepare_batch(batch: dict, max_pixels: int, system_prompt: str) -> dict:
+def _prepare_batch(batch: dict, max_pixels: int, system_prompt: str, token_side: int) -> dict:
     """Capped images, prompts and a skip reason ("" = usable) for one batch of rows."""
     images, prompts, reasons = [], [], []
     for image, problem, solution in zip(
@@ -267,7 +272,7 @@ def _prepare_batch(batch: dict, max_pixels: int, system_prompt: str) -> dict:
             image, reason = None, _SKIP_REASONS[2]
         else:
             try:
-                image = _open_capped(image, max_pixels)
+                image = _open_capped(image, max_pixels, token_side)
                 reason = "" if image is not None else _SKIP_REASONS[0]
             except _TooThin:
                 image, reason = None, _SKIP_REASONS[3]
@@ -278,13 +283,19 @@ def _prepare_batch(batch: dict, max_pixels: int, system_prompt: str) -> dict:
 
 
 def prepare_dataset(
-    ds: datasets.Dataset, max_pixels: int, system_prompt: str = SYSTEM_PROMPT
+    ds: datasets.Dataset,
+    max_pixels: int,
+    system_prompt: str = SYSTEM_PROMPT,
+    token_side: int = TOKEN_SIDE,
 ) -> datasets.Dataset:
-    """Drop unusable rows (reported on stderr), cap images to RGB, add the `prompt` column."""
+    """Drop unusable rows (reported on stderr), cap images to RGB, add the `prompt` column.
+
+    `token_side` is the side in pixels of one image token of the model's family.
+    """
     check_columns(ds)
     if len(ds) == 0:  # map would return it unchanged, without the columns used below
         raise UsageError("the dataset has no rows; check the source, split and fraction")
-    _check_max_pixels(max_pixels)  # before the map, not once per image
+    _check_max_pixels(max_pixels, token_side)  # before the map, not once per image
     # Undecoded storage ({"bytes", "path"}) lets each image be opened inside try/except, so one
     # corrupt image costs a row instead of crashing the whole map.
     ds = ds.cast_column("image", datasets.Image(decode=False))
@@ -298,7 +309,11 @@ def prepare_dataset(
         batch_size=32,
         writer_batch_size=32,
         features=features,
-        fn_kwargs={"max_pixels": max_pixels, "system_prompt": system_prompt},
+        fn_kwargs={
+            "max_pixels": max_pixels,
+            "system_prompt": system_prompt,
+            "token_side": token_side,
+        },
         desc="Preparing images and prompts",
     )
     counts = Counter(ds["_skip"])
@@ -337,21 +352,30 @@ def load_splits(
     fraction: float = 0.05,
     test_size: float = 0.2,
     seed: int = 42,
-    max_pixels: int = 256 * 28 * 28,
+    max_pixels: int = 256 * TOKEN_SIDE**2,
+    token_side: int = TOKEN_SIDE,
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """The article's data: first 5 % of `source`, prepared, split 80/20 with seed 42."""
-    ds = prepare_dataset(load_source(source, fraction=fraction), max_pixels)
+    ds = prepare_dataset(load_source(source, fraction=fraction), max_pixels, token_side=token_side)
     return split_dataset(ds, test_size=test_size, seed=seed)
 
 
 def load_data(
     preset: Preset, source: str | None, seed: int
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """(train, test) in the conversational form TRL wants: synthetic, or a real dataset."""
+    """(train, test) in the conversational form TRL wants: synthetic, or a real dataset.
+
+    Images are capped at the preset's image tokens, in pixels of its model family.
+    """
+    side = FAMILIES[preset.family].token_side
     if source is None:
         train = synthetic.make_colour_dataset(preset.n_train, seed=seed)
         test = synthetic.make_colour_dataset(preset.n_test, seed=seed + 10_000)
-        return tuple(prepare_dataset(d, preset.max_pixels) for d in (train, test))
+        return tuple(prepare_dataset(d, preset.max_pixels, token_side=side) for d in (train, test))
     return load_splits(
-        source, fraction=preset.fraction, test_size=preset.test_size, max_pixels=preset.max_pixels
+        source,
+        fraction=preset.fraction,
+        test_size=preset.test_size,
+        max_pixels=preset.max_pixels,
+        token_side=side,
     )

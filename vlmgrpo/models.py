@@ -1,18 +1,38 @@
-"""Loading the model a preset trains: from a hub id or a folder, in the run's precision."""
+"""Loading the model a preset trains: its family, its precision, and 4 bits where asked.
+
+* The family (`vlmgrpo.presets.FAMILIES`) sizes image tokens: a run takes the family of the
+  model it loads, read from its config, so `--model` may name any Qwen2.5-VL or Qwen3-VL.
+* The precision (`compute_dtype`) follows the card: bf16, fp16 on a T4, float32 on a CPU.
+* ``quantization="nf4"`` loads the linear layers in 4 bits with bitsandbytes (QLoRA), on
+  CUDA or, for a rehearsal, on the CPU; LoRA then trains beside them.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from peft import LoraConfig
 from peft.tuners.tuners_utils import check_target_module_exists
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    BitsAndBytesConfig,
+)
 
 from vlmgrpo import tiny
-from vlmgrpo.presets import GPU_PRESETS, Preset
-from vlmgrpo.utils import UsageError
+from vlmgrpo.presets import (
+    DEFAULT_FAMILY,
+    FAMILIES,
+    GPU_PRESETS,
+    Preset,
+    check_quantization,
+)
+from vlmgrpo.utils import UsageError, get_device
 
 
 def compute_dtype(preset: Preset) -> torch.dtype:
@@ -42,8 +62,8 @@ def warn_if_no_gpu(preset: Preset) -> None:
     if preset.name in GPU_PRESETS and not torch.cuda.is_available():
         print(
             f"vlmgrpo: no CUDA GPU found: the {preset.name} preset runs on the CPU in float32, "
-            f"which takes hours per step with the 3B model (fine for a rehearsal with a small "
-            f"--model)",
+            f"which takes hours per step with its model of billions of parameters (fine for a "
+            f"rehearsal with a small --model)",
             file=sys.stderr,
         )
 
@@ -57,30 +77,109 @@ def vision_lora_targets(model, lora: LoraConfig) -> list[str]:
     ]
 
 
-def load_model(source: str | None, preset: Preset, trust_remote_code: bool = False):
-    """Model and processor from a hub id or folder (`None`: the tiny model, built if needed).
+def model_family(source: str | None, default: str, trust_remote_code: bool = False) -> str:
+    """The family (a FAMILIES key) of the model at `source`, read from its config's model_type.
 
-    `trust_remote_code` runs Python shipped with a hub model; off unless the user asks.
+    `default` for a model of no known family; `source` None is the tiny model, a Qwen2.5-VL.
+    Reads only config.json (downloaded for a hub id), so it can run before the data loads.
     """
     if source is None:
+        return DEFAULT_FAMILY
+    _check_source(source)
+    with _loading(source):
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    found = [name for name, f in FAMILIES.items() if config.model_type in f.model_types]
+    return found[0] if found else default
+
+
+def quantization_config(preset: Preset) -> BitsAndBytesConfig | None:
+    """bitsandbytes' settings for the preset's quantization (None: the model as it is).
+
+    QLoRA's: 4-bit NormalFloat, the quantization constants quantized again (double
+    quantization, 0.127 instead of 0.5 bits per parameter), computing in the run's dtype.
+    """
+    if preset.quantization is None:
+        return None
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=preset.quantization,
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype(preset),
+    )
+
+
+def load_model(
+    source: str | None,
+    preset: Preset,
+    trust_remote_code: bool = False,
+    device: torch.device | str | None = None,
+):
+    """Model and processor from a hub id or folder (`None`: the tiny model, built if needed).
+
+    A model is loaded in `compute_dtype` on the CPU, for the caller to move. A 4-bit one is
+    quantized as its weights are placed, so it goes straight to `device` (default: the best
+    one, `get_device`); the weights kept out of 4 bits stay in float32, as QLoRA keeps them
+    (peft's `prepare_model_for_kbit_training` would cast them so too), and GRPOTrainer casts
+    the LoRA weights to bf16 itself. `trust_remote_code` runs Python shipped with a hub
+    model; off unless the user asks.
+    """
+    check_quantization(preset)
+    if source is None:
         source = str(tiny.make_tiny())
-    elif not Path(source).exists() and (
+    else:
+        _check_source(source)
+    options = {"dtype": compute_dtype(preset)}
+    if (quantization := quantization_config(preset)) is not None:
+        options = {
+            "dtype": torch.float32,
+            "quantization_config": quantization,
+            "device_map": {"": str(device or get_device())},
+        }
+    with _loading(source):
+        model = AutoModelForImageTextToText.from_pretrained(
+            source, trust_remote_code=trust_remote_code, **options
+        )
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if quantization is not None and model.device.type == "cpu":
+        _keep_4bit_trainable_on_cpu(model)
+    processor.tokenizer.padding_side = "left"
+    return model, processor
+
+
+def _keep_4bit_trainable_on_cpu(model) -> None:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference, which breaks training.
+
+    bitsandbytes 0.50.2, on a CPU with AVX512-BF16, repacks a 4-bit layer's weights for a
+    faster kernel at its first forward pass in eval mode, and keeps them so; training passes
+    after it run that kernel, which has no backward, and the LoRA weights before it get no
+    gradient (measured on the tiny Qwen3-VL: None for layer 0's adapters after one pass in
+    eval mode). Evaluation runs before training, and TRL generates in eval mode.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
+def _check_source(source: str) -> None:
+    """Raise UsageError unless `source` is an existing folder or looks like a hub id."""
+    if not Path(source).exists() and (
         source.startswith((".", "/", "~")) or source.count("/") != 1
     ):
         raise UsageError(
             f"model {source} is neither an existing folder nor a hub id like owner/name"
         )
-    dtype = compute_dtype(preset)
+
+
+@contextmanager
+def _loading(source: str) -> Iterator[None]:
+    """Turn a failure to find or download `source` into a one-line UsageError."""
     try:
-        model = AutoModelForImageTextToText.from_pretrained(
-            source, dtype=dtype, trust_remote_code=trust_remote_code
-        )
-        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+        yield
     except OSError as err:
         raise UsageError(
             f"cannot load model {source} ({str(err).splitlines()[0][:160]}); pass a local "
             "folder saved with save_pretrained, or check the hub id and your network "
             "(`hf auth login` for gated models)"
         ) from err
-    processor.tokenizer.padding_side = "left"
-    return model, processor

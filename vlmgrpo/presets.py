@@ -8,6 +8,12 @@
       vlmgrpo train --preset qwen2.5-vl-3b
 
 * ``qwen2.5-vl-3b-24gb``: the same recipe fitted to one 24 GB card (RTX 3090/4090, A5000).
+* ``qwen3-vl-2b``: the article's recipe on the current small model, Qwen/Qwen3-VL-2B-Instruct
+  with bf16 LoRA, for one 16-24 GB card (T4, RTX 4060 Ti 16 GB, A4000, RTX 3090/4090).
+* ``qwen3-vl-4b-qlora``: TRL's Qwen3-VL notebook (``examples/notebooks/grpo_qwen3_vl.ipynb``),
+  Qwen/Qwen3-VL-4B-Instruct in 4-bit nf4 with LoRA beside it (QLoRA), for one 16 GB card::
+
+      vlmgrpo train --preset qwen3-vl-4b-qlora
 
 The article's numbers, and what TRL 1.16 adds where the article says nothing:
 
@@ -22,7 +28,7 @@ completions per prompt         2                            same (4 on the 24 GB
 prompts per device and step    batch 2 (1 prompt)           same
 completion tokens              1024                         same (512 on the 24 GB preset*)
 prompt length                  ``max_prompt_length``        gone in TRL 1.16; images capped
-                                                            at 256 x 28 x 28 pixels instead*
+                                                            at 256 image tokens instead*
 precision                      bf16                         bf16; fp16 on a GPU without
                                                             bf16 (a T4), fp32 on a CPU*
 epochs                         1                            1
@@ -32,6 +38,25 @@ reward scaling                 by the group's std           ``scale_rewards="gro
 clip epsilon                   0.2                          0.2 (``epsilon_high`` = epsilon)
 sampling temperature           1.0                          1.0, top-p 1.0, no top-k
 =============================  ===========================  ==================================
+
+The Qwen3-VL presets beside their two sources (same dataset, split, rewards and TRL defaults
+as above; TRL's notebook scores format and length instead of format and accuracy):
+
+======================  ==============  ======================  ===========  ================
+setting                 the article     TRL's Qwen3-VL notebook  qwen3-vl-2b  qwen3-vl-4b-qlora
+======================  ==============  ======================  ===========  ================
+model                   Qwen2.5-VL-3B   Qwen3-VL-4B             Qwen3-VL-2B  Qwen3-VL-4B
+weights                 bf16            nf4 + double quant      bf16         nf4 + double q.
+compute precision       bf16            fp16 (a T4)             bf16 / fp16  bf16 / fp16
+LoRA                    r8 a32 q,v      r8 a32 q,v              same         same
+learning rate           1e-5            2e-5                    1e-5         2e-5
+completions per prompt  2               2                       4            4
+prompts per step        1 (batch 2)     1 (batch 2)             1 (batch 4)  1 (batch 4)
+completion tokens       1024            1024                    1024         1024
+image cap               256 x 28 x 28   none                    256 x 32 x 32 (256 tokens)
+activation checkpoint.  no              no                      yes          yes
+length                  1 epoch         100 steps               1 epoch      1 epoch
+======================  ==============  ======================  ===========  ================
 
 Each of these is a `Preset` field, and the CLI flags of `vlmgrpo train` override the ones a
 renter changes most (``--help`` shows every preset's default).
@@ -49,11 +74,43 @@ from vlmgrpo.utils import UsageError, distributed_state
 # LoRA on every linear layer of the language model, none in the vision tower.
 LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 QWEN_3B = "Qwen/Qwen2.5-VL-3B-Instruct"
+QWEN3_2B = "Qwen/Qwen3-VL-2B-Instruct"
+QWEN3_4B = "Qwen/Qwen3-VL-4B-Instruct"
 ARTICLE_DATASET = "lmms-lab/multimodal-open-r1-8k-verified"
 # TRL 1.16's loss types that work at the token level ("luspo" needs sequence level, GSPO's).
 LOSS_TYPES = ("dapo", "grpo", "bnpo", "dr_grpo", "cispo", "sapo", "vespo")
-# Qwen2.5-VL: 14-px patches merged 2 x 2, so one image token per 28 x 28 pixels.
-PIXELS_PER_IMAGE_TOKEN = 28 * 28
+# Weight quantizations a preset may ask for: bitsandbytes' 4-bit NormalFloat (QLoRA's).
+QUANTIZATIONS = ("nf4",)
+# The pinned bitsandbytes (constraints/default.txt), for the error that asks to install it.
+BITSANDBYTES = "bitsandbytes==0.50.2"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family's image geometry: `patch`-px patches merged `merge` x `merge` per token."""
+
+    name: str
+    model_types: tuple[str, ...]  # config.json's model_type of its checkpoints
+    patch: int
+    merge: int = 2
+
+    @property
+    def token_side(self) -> int:
+        """The side of the square of pixels one image token covers (an image's smallest side)."""
+        return self.patch * self.merge
+
+    @property
+    def pixels_per_token(self) -> int:
+        """Pixels per image token: 28 x 28 on Qwen2.5-VL, 32 x 32 on Qwen3-VL."""
+        return self.token_side**2
+
+
+# Every image token count, pixel cap and minimum side comes from here.
+FAMILIES = {
+    "qwen2.5-vl": Family("qwen2.5-vl", ("qwen2_5_vl",), patch=14),
+    "qwen3-vl": Family("qwen3-vl", ("qwen3_vl",), patch=16),
+}
+DEFAULT_FAMILY = "qwen2.5-vl"  # the tiny model's and the article's
 
 
 @dataclass(frozen=True)
@@ -63,11 +120,16 @@ class Preset:
     name: str
     model: str | None = None  # hub id or folder; None builds the tiny model
     dataset: str | None = None  # hub id or path; None generates the synthetic task
+    # The model's family (a FAMILIES key), which sizes its image tokens. A run whose --model
+    # is of another known family takes that one (`vlmgrpo.models.model_family`).
+    family: str = DEFAULT_FAMILY
+    quantization: str | None = None  # "nf4": the base model in 4 bits (QLoRA); None: as is
     fraction: float = 0.05
     test_size: float = 0.2
     n_train: int = 2000  # synthetic task only
     n_test: int = 120  # synthetic task only
-    max_pixels: int = 256 * PIXELS_PER_IMAGE_TOKEN
+    # Images are shrunk to at most this many image tokens (pixels: `max_pixels`).
+    max_image_tokens: int = 256
     # Text tokens a prompt may take (system prompt + question), for sizing vLLM's context.
     prompt_text_tokens: int = 512
     lora_r: int = 8
@@ -104,13 +166,18 @@ class Preset:
     eval_max_new_tokens: int = 1024
 
     @property
+    def max_pixels(self) -> int:
+        """The image cap in pixels: `max_image_tokens` tokens of the family's size."""
+        return self.max_image_tokens * FAMILIES[self.family].pixels_per_token
+
+    @property
     def vllm_max_model_length(self) -> int:
         """vLLM's context: image tokens + prompt text + completion, rounded up to 256.
 
         Left unset, vLLM sizes its KV cache for the model's full context (128k tokens for
-        Qwen2.5-VL), far more than one of these sequences needs.
+        Qwen2.5-VL, 256k for Qwen3-VL), far more than one of these sequences needs.
         """
-        image_tokens = self.max_pixels // PIXELS_PER_IMAGE_TOKEN + 2  # + vision start/end
+        image_tokens = self.max_image_tokens + 2  # + vision start/end
         total = image_tokens + self.prompt_text_tokens + self.max_completion_length
         return -(-total // 256) * 256
 
@@ -121,7 +188,8 @@ PRESETS = {
         fraction=1.0,  # a dataset passed with the tiny preset is used whole
         n_train=2000,
         n_test=120,
-        max_pixels=synthetic.IMAGE_SIZE**2,
+        # A synthetic image, 84 x 84 px (synthetic.IMAGE_SIZE): 3 x 3 tokens of 28 px.
+        max_image_tokens=(synthetic.IMAGE_SIZE // FAMILIES["qwen2.5-vl"].token_side) ** 2,
         lora_r=16,
         lora_alpha=32,
         lora_dropout=0.0,
@@ -160,7 +228,7 @@ PRESETS = {
     #   optimizer state is ~2 M parameters: nothing) and once more by a colocated vLLM.
     # - What grows is activations and logits, in proportion to the sequence length (image
     #   tokens + prompt + completion) times the completions per step: images capped at
-    #   128 x 28 x 28 pixels (128 image tokens), 512 completion tokens, and activation
+    #   128 image tokens (128 x 28 x 28 pixels), 512 completion tokens, and activation
     #   checkpointing (TRL 1.16 then calls `enable_input_require_grads` on the PEFT model)
     #   leave room for 4 completions per prompt instead of 2, a clearer group advantage.
     # - vLLM (--use-vllm): its KV cache costs 2 (K, V) x 36 layers x 2 KV heads x 128 dims
@@ -174,7 +242,7 @@ PRESETS = {
         name="qwen2.5-vl-3b-24gb",
         model=QWEN_3B,
         dataset=ARTICLE_DATASET,
-        max_pixels=128 * PIXELS_PER_IMAGE_TOKEN,
+        max_image_tokens=128,
         num_generations=4,
         batch_size=4,
         max_completion_length=512,
@@ -183,6 +251,70 @@ PRESETS = {
         vllm_gpu_memory_utilization=0.45,
         eval_batch_size=4,
         eval_max_new_tokens=512,
+    ),
+    # The article's recipe on Qwen3-VL-2B, in bf16 (fp16 on a T4), for one 16-24 GB card:
+    # - weights: 2.13 B parameters x 2 bytes = 4.3 GB; LoRA on q,v: 1.6 M parameters, with
+    #   their gradients and AdamW's two moments in float32 (peft's default), 26 MB.
+    # - activations, with checkpointing: each layer's input, 28 layers x 2048 x 2 bytes =
+    #   112 KiB per token, for a step's 4 sequences of up to 1,794 tokens (258 image tokens,
+    #   up to 512 of prompt text, 1,024 of completion), 7.2 k tokens: 0.8 GB; one layer
+    #   recomputed at a time in the backward pass, ~0.5 GB; the completions' logits, 4 x
+    #   1,024 x 151,936 x 2 bytes = 1.2 GB, and as much for their gradient: 2.5 GB.
+    # - generation's KV cache, 2 (K, V) x 28 layers x 8 KV heads x 128 x 2 bytes = 112 KiB
+    #   per token: 0.8 GB for the 4 sequences (freed before the backward pass).
+    # About 9 GB in all (arithmetic, not measured): room on 16 GB for 4 completions per
+    # prompt instead of the article's 2. Images at 256 tokens of 32 x 32 px (512 x 512).
+    # - vLLM (--use-vllm, 24 GB): a share of 0.45 (10.8 GB) holds its copy of the weights
+    #   (4.3 GB), ~2 GB of its activations and CUDA graphs and a KV cache for ~19 sequences
+    #   of `vllm_max_model_length` (2,048 tokens, 224 MiB each), leaving 13 GB for training.
+    #   On 16 GB that share leaves too little on both sides: train without --use-vllm.
+    "qwen3-vl-2b": Preset(
+        name="qwen3-vl-2b",
+        model=QWEN3_2B,
+        dataset=ARTICLE_DATASET,
+        family="qwen3-vl",
+        num_generations=4,
+        batch_size=4,
+        half_precision=True,
+        activation_checkpointing=True,
+        vllm_gpu_memory_utilization=0.45,
+        eval_batch_size=4,
+    ),
+    # TRL's Qwen3-VL notebook, on the article's rewards: Qwen3-VL-4B with its linear layers
+    # (language model and vision tower) in 4-bit nf4, double quantization, computing in bf16
+    # (fp16 on a T4), and LoRA beside them (QLoRA), for one 16 GB card:
+    # - weights: the 4.04 B parameters of linear layers at 4 bits, 2.0 GB, plus their
+    #   quantization constants (double quantization: 0.127 bits per parameter), 64 MB; the
+    #   393 M kept out of 4 bits (the embedding, shared with the output layer; the vision
+    #   tower's patch and position embeddings; the norms) in float32, as QLoRA and TRL's
+    #   notebook keep them, 1.6 GB: 3.7 GB. In bf16 the model alone would take 8.9 GB.
+    # - LoRA on q,v: 2.9 M parameters, which TRL 1.16 casts to bf16 for a quantized model:
+    #   weights, gradients and AdamW's two moments, 24 MB.
+    # - activations, with checkpointing: each layer's input, in float32 like the weights
+    #   kept out of 4 bits, 36 layers x 2560 x 4 bytes = 360 KiB per token, for a step's
+    #   7.2 k tokens (4 sequences of up to 1,794): 2.6 GB; one layer recomputed, ~0.5 GB; the
+    #   completions' logits and their gradient, 2.5 GB (as for the 2B: same vocabulary).
+    # - generation's KV cache, 2 x 36 layers x 8 KV heads x 128 x 2 bytes = 144 KiB per
+    #   token: 1.0 GB for the 4 sequences.
+    # About 10 GB in all (arithmetic, not measured), within a T4's 15 GB. TRL's notebook
+    # samples 2 completions per prompt; 4 give a clearer group advantage and still fit.
+    # - vLLM (--use-vllm): TRL hands vLLM the 4-bit model ("bitsandbytes" quantization), ~3
+    #   GB of weights and ~2 GB of activations; a share of 0.4 (6.4 GB on 16 GB) leaves a
+    #   KV cache for ~5 sequences of 2,048 tokens (288 MiB each) and 9.6 GB for training:
+    #   tight, and unmeasured. The preset generates with transformers unless asked.
+    "qwen3-vl-4b-qlora": Preset(
+        name="qwen3-vl-4b-qlora",
+        model=QWEN3_4B,
+        dataset=ARTICLE_DATASET,
+        family="qwen3-vl",
+        quantization="nf4",
+        learning_rate=2e-5,
+        num_generations=4,
+        batch_size=4,
+        half_precision=True,
+        activation_checkpointing=True,
+        vllm_gpu_memory_utilization=0.4,
+        eval_batch_size=4,
     ),
 }
 GPU_PRESETS = tuple(name for name, preset in PRESETS.items() if preset.half_precision)
@@ -291,6 +423,13 @@ def check_preset(preset: Preset, num_processes: int | None = None) -> None:
         )
     if preset.num_iterations < 1:
         raise UsageError(f"num_iterations must be 1 or more, got {preset.num_iterations}")
+    if preset.family not in FAMILIES:
+        raise UsageError(
+            f"unknown model family {preset.family!r}; choose one of: {', '.join(FAMILIES)}"
+        )
+    if preset.max_image_tokens < 1:
+        raise UsageError(f"max_image_tokens must be positive, got {preset.max_image_tokens}")
+    check_quantization(preset)
     if preset.vllm_mode not in ("colocate", "server"):
         raise UsageError(f"--vllm-mode must be colocate or server, got {preset.vllm_mode!r}")
     if preset.use_vllm:
@@ -302,3 +441,24 @@ def check_preset(preset: Preset, num_processes: int | None = None) -> None:
                 "vLLM profile (`pip install -e .[vllm] -c constraints/vllm.txt`), or train "
                 "without --use-vllm"
             )
+
+
+def check_quantization(preset: Preset) -> None:
+    """Raise a one-line UsageError for an unknown quantization, or a 4-bit one without its library.
+
+    Called before training starts and before a 4-bit run is loaded for evaluation.
+    """
+    if preset.quantization is None:
+        return
+    if preset.quantization not in QUANTIZATIONS:
+        raise UsageError(
+            f"unknown quantization {preset.quantization!r}; use one of: "
+            f"{', '.join(QUANTIZATIONS)} (4-bit), or None for the model as it is"
+        )
+    try:
+        import bitsandbytes  # noqa: F401  (only whether it imports)
+    except ImportError as err:
+        raise UsageError(
+            f"the {preset.name} preset loads the model in 4 bits, which needs bitsandbytes; "
+            f"install it with `pip install {BITSANDBYTES}`"
+        ) from err

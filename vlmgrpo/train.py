@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -210,9 +210,13 @@ def run(
         # its cache instead of building it alongside. They wait for it past their folder check
         # above, so the main process may then replace the folder.
         with state.main_process_first():
+            # The model's family sizes the images: read from its config (a --model of another
+            # family than the preset's keeps its own 28 or 32 px per image token).
+            family = models.model_family(model, preset.family, trust_remote_code)
+            preset = replace(preset, family=family)
             # Data first: its errors are the likelier ones, and cheaper to hit than a model load.
             train_set, test_set = data.load_data(preset, dataset, seed)
-            base, processor = models.load_model(model, preset, trust_remote_code)
+            base, processor = models.load_model(model, preset, trust_remote_code, state.device)
         if preset.use_vllm and (vision := models.vision_lora_targets(base, lora_config(preset))):
             raise UsageError(
                 f"--use-vllm cannot serve LoRA on the vision tower, and the preset's "

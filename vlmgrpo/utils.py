@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import random
 import warnings
@@ -59,10 +60,21 @@ KNOWN_LIBRARY_WARNINGS = (
 )
 
 
+# bitsandbytes 0.50 logs, when imported on a CPU with AVX512-BF16, that it found no faster
+# inference kernel for 4-bit layers (from the `kernels` package); vlmgrpo does not use that
+# path (`vlmgrpo.models.load_model` keeps 4-bit layers trainable on a CPU).
+KNOWN_LIBRARY_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
+
+
 def quiet_known_warnings() -> None:
-    """Hide `KNOWN_LIBRARY_WARNINGS` (called by the CLI; importing changes nothing)."""
+    """Hide `KNOWN_LIBRARY_WARNINGS` and `KNOWN_LIBRARY_LOGGERS`' warnings (CLI, notebooks).
+
+    Called by the CLI and a notebook's first cell; importing this module changes nothing.
+    """
     for category, message in KNOWN_LIBRARY_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    for name in KNOWN_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def quiet_notebook() -> None:
