@@ -107,6 +107,20 @@ def test_the_vllm_profile_changes_only_what_vllm_needs():
     assert set(vllm) - set(default) <= VLLM_OWN
 
 
+def test_the_4bit_error_installs_the_pinned_bitsandbytes():
+    """The one-line error of a 4-bit preset without bitsandbytes names this exact version."""
+    from vlmgrpo.presets import BITSANDBYTES
+
+    for profile in PROFILES.values():
+        assert BITSANDBYTES == f"bitsandbytes=={read_pins(profile)['bitsandbytes']}"
+    (pyproject,) = [r for r in pyproject_requirements() if r.name == "bitsandbytes"]
+    assert str(pyproject.specifier) == BITSANDBYTES.removeprefix("bitsandbytes")
+    # Where a renter's CUDA GPU is; never on macOS, whose kits must build without it.
+    platforms = {"linux": True, "win32": True, "darwin": False}
+    for platform, wanted in platforms.items():
+        assert pyproject.marker.evaluate({"sys_platform": platform}) is wanted, platform
+
+
 def test_the_vllm_pin_is_one_trl_allows():
     """TRL's `vllm` extra names the vLLM releases it supports (read from the installed TRL)."""
     pins = read_pins(PROFILES["vllm"])
