@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -28,11 +29,6 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tests.conftest import install
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = {

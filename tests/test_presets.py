@@ -238,6 +238,9 @@ def test_train_flags_show_each_preset_default_and_reach_the_config(tmp_path):
         compact
     )
     assert "qwen2.5-vl-3b: 0.3, qwen2.5-vl-3b-24gb: 0.45" in compact
+    # TRL 1.16's own advice for a vLLM server; `trl vllm-serve` is deprecated there.
+    assert "VLLM_SERVER_DEV_MODE=1 vllm serve MODEL" in compact and "--max-logprobs -1" in compact
+    assert "trl vllm-serve" not in compact
     args = parser.parse_args(
         ["train", "--preset", "qwen2.5-vl-3b", "--max-completion-length", "256"]
         + ["--fraction", "0.1", "--num-train-epochs", "2", "--gradient-accumulation-steps", "4"]
@@ -265,6 +268,7 @@ def test_train_flags_show_each_preset_default_and_reach_the_config(tmp_path):
         (["--num-train-epochs", "0"], "--num-train-epochs must be positive"),
         (["--vllm-gpu-memory-utilization", "1.5"], "vLLM's share of each GPU, in (0, 1]"),
         (["--max-completion-length", "0"], "expected a positive whole number"),
+        (["--eval-rows", "-1"], "expected 0 or a positive whole number"),
     ],
 )
 def test_bad_new_flags_exit_2_with_one_line(options, message, tmp_path, capsys):

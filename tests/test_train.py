@@ -184,18 +184,64 @@ def test_agreement_is_in_eval_json_for_the_colour_task_only():
     assert train._agreement("lmms-lab/multimodal-open-r1-8k-verified", before, after) == {}
 
 
-def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
+def count_evaluations(monkeypatch) -> list[str]:
+    """The `desc` of every evaluation `train.run` makes from now on ("evaluate before", ...)."""
+    descs, evaluate_shared = [], train.evaluate_shared
+
+    def counted(*args, **kwargs):
+        descs.append(args[5])
+        return evaluate_shared(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate_shared", counted)
+    return descs
+
+
+def test_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
     base = ["train", "--model", tiny_model_dir, "--output-dir", str(out), "--quiet"]
     assert main([*base, "--max-steps", "2"]) == 0
     assert (out / "checkpoint-2").is_dir()
     rows = list(csv.DictReader((out / "metrics.csv").open()))
+    first = json.loads((out / "eval.json").read_text())
     assert main([*base, "--max-steps", "4"]) == 2  # refuses to mix runs without --resume
+    evaluations = count_evaluations(monkeypatch)
     assert main([*base, "--max-steps", "4", "--resume"]) == 0
     steps = [int(r["step"]) for r in csv.DictReader((out / "metrics.csv").open())]
     assert steps == [1, 2, 3, 4]
-    assert json.loads((out / "eval.json").read_text())["steps"] == 4
+    result = json.loads((out / "eval.json").read_text())
+    assert result["steps"] == 4
     assert len(rows) == 2
+    # The base model is not scored again: its answers are in eval_before.json.
+    assert evaluations == ["evaluate after"]
+    assert result["accuracy_before"] == first["accuracy_before"]
+    assert result["agreement_before"] == first["agreement_before"]
+    stored = json.loads((out / "eval_before.json").read_text())
+    assert stored["n"] == result["n_eval"] == len(stored["records"]) == 120
+
+
+def test_eval_rows_scores_the_first_rows_and_0_none(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    dataset = tmp_path / "data.parquet"
+    make_fixture_dataset(40).to_parquet(str(dataset))  # 8 held out
+    base = ["train", "--model", tiny_model_dir, "--dataset", str(dataset), "--quiet"]
+    base += ["--max-steps", "1", "--batch-size", "4", "--num-generations", "2"]
+    assert main([*base, "--output-dir", str(tmp_path / "three"), "--eval-rows", "3"]) == 0
+    assert json.loads((tmp_path / "three" / "eval.json").read_text())["n_eval"] == 3
+    capsys.readouterr()
+
+    def evaluate(*argv):
+        assert main(["evaluate", "--adapter", str(tmp_path / "three"), *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert evaluate()["n"] == 8 and evaluate("--eval-rows", "5")["n"] == 5
+    assert evaluate("--eval-rows", "0") == {"accuracy": None, "format": None, "n": 0}
+    evaluations = count_evaluations(monkeypatch)
+    assert main([*base, "--output-dir", str(tmp_path / "none"), "--eval-rows", "0"]) == 0
+    assert evaluations == []
+    result = json.loads((tmp_path / "none" / "eval.json").read_text())
+    assert result["n_eval"] == 0 and result["steps"] == 1
+    for key in ("accuracy_before", "accuracy_after", "format_before", "format_after"):
+        assert result[key] is None, key
+    assert not (tmp_path / "none" / "eval_before.json").exists()
 
 
 def test_a_quiet_run_draws_no_progress_bar(tiny_model_dir, tmp_path, capfd):

@@ -26,6 +26,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _rows(text: str) -> int:
+    value = int(text) if text.isdigit() else None
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive whole number, got {text!r}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -55,6 +62,12 @@ TRAIN_SETTINGS = (
     ("--loss-type", "loss_type", str, "how token losses are averaged"),
     ("--save-steps", "save_steps", _positive_int, "checkpoint every N steps"),
     (
+        "--eval-rows",
+        "eval_rows",
+        _rows,
+        "score the first N held-out rows before and after training (0: no evaluation)",
+    ),
+    (
         "--vllm-gpu-memory-utilization",
         "vllm_gpu_memory_utilization",
         float,
@@ -65,7 +78,7 @@ TRAIN_SETTINGS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from vlmgrpo.presets import LOSS_TYPES, PRESETS, defaults_help
+    from vlmgrpo.presets import LOSS_TYPES, PRESETS, SERVE_FLAGS, defaults_help
 
     parser = _Parser(prog="vlmgrpo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -109,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--vllm-mode",
         choices=["colocate", "server"],
-        help="colocate (default): vLLM shares the training GPUs; server: `trl vllm-serve`",
+        help="colocate (default): vLLM shares the training GPUs; server: a vLLM server you "
+        f"start first, `VLLM_SERVER_DEV_MODE=1 vllm serve MODEL {SERVE_FLAGS}`",
     )
     t.add_argument("--output-dir", help="run folder (default: runs/PRESET)")
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
@@ -119,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="greedy accuracy and format rate on the held-out split")
     e.add_argument("--adapter", help="a run folder (its settings are reused), or an adapter/")
     source_args(e, from_run=True)
+    e.add_argument(
+        "--eval-rows", type=_rows, help="score the first N held-out rows (default: all)"
+    )
 
     g = sub.add_parser("generate", help="answer one image + question, with the reasoning")
     g.add_argument("--adapter", help="a run folder (its settings are reused), or an adapter/")
@@ -206,11 +223,15 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from vlmgrpo.data import load_data
+    from vlmgrpo.data import first_rows, load_data
     from vlmgrpo.evaluate import evaluate
 
     setting = preset, _, dataset, seed, _ = _setting(args)
     _, test_set = load_data(preset, dataset, seed)  # data errors before the model loads
+    test_set = first_rows(test_set, args.eval_rows)
+    if len(test_set) == 0:  # --eval-rows 0: nothing to score, no model to load
+        print(json.dumps({"accuracy": None, "format": None, "n": 0}, indent=2))
+        return
     model, processor = _load_for_inference(args, setting)
     result = evaluate(
         model, processor, test_set, preset.eval_max_new_tokens, preset.eval_batch_size

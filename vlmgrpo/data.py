@@ -379,3 +379,8 @@ def load_data(
         max_pixels=preset.max_pixels,
         token_side=side,
     )
+
+
+def first_rows(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:
+    """The first `n` rows of `ds` (all of them for None, or when it has fewer)."""
+    return ds if n is None or n >= len(ds) else ds.select(range(n))

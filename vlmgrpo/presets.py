@@ -83,6 +83,12 @@ LOSS_TYPES = ("dapo", "grpo", "bnpo", "dr_grpo", "cispo", "sapo", "vespo")
 QUANTIZATIONS = ("nf4",)
 # The pinned bitsandbytes (constraints/default.txt), for the error that asks to install it.
 BITSANDBYTES = "bitsandbytes==0.50.2"
+# What `vllm serve` needs besides VLLM_SERVER_DEV_MODE=1 and the model to serve TRL 1.16's
+# GRPOTrainer (vllm_mode="server"): its weight updates and log-probs (trl/scripts/vllm_serve.py).
+SERVE_FLAGS = (
+    """--weight-transfer-config '{"backend": "nccl"}' --logprobs-mode processed_logprobs """
+    "--max-logprobs -1"
+)
 
 
 @dataclass(frozen=True)
@@ -160,10 +166,16 @@ class Preset:
     half_precision: bool = False
     activation_checkpointing: bool = False
     use_vllm: bool = False
-    vllm_mode: str = "colocate"  # vLLM shares the training GPUs; "server": `trl vllm-serve`
+    # "colocate": vLLM shares the training GPUs; "server": a vLLM server started apart, with
+    # `VLLM_SERVER_DEV_MODE=1 vllm serve MODEL` (and `SERVE_FLAGS`; TRL 1.16's advice, its
+    # `trl vllm-serve` being deprecated).
+    vllm_mode: str = "colocate"
     vllm_gpu_memory_utilization: float = 0.3  # colocate: vLLM's share of each GPU
     eval_batch_size: int = 8
     eval_max_new_tokens: int = 1024
+    # Held-out rows scored before and after training: the first N (None: all; 0: none, so a
+    # smoke run spends its time training, not generating 1,024-token answers).
+    eval_rows: int | None = None
 
     @property
     def max_pixels(self) -> int:
@@ -430,6 +442,8 @@ def check_preset(preset: Preset, num_processes: int | None = None) -> None:
     if preset.max_image_tokens < 1:
         raise UsageError(f"max_image_tokens must be positive, got {preset.max_image_tokens}")
     check_quantization(preset)
+    if preset.eval_rows is not None and preset.eval_rows < 0:
+        raise UsageError(f"--eval-rows must be 0 (no evaluation) or more, got {preset.eval_rows}")
     if preset.vllm_mode not in ("colocate", "server"):
         raise UsageError(f"--vllm-mode must be colocate or server, got {preset.vllm_mode!r}")
     if preset.use_vllm:

@@ -3,8 +3,9 @@
 A run folder holds ``run.json`` (what the run was started with: model, dataset, preset,
 seed, settings; `vlmgrpo evaluate/generate --adapter DIR` read it), ``metrics.csv`` (one row
 per logging step, the last step always included), TensorBoard events under ``runs/``,
-``checkpoint-*``, the final LoRA ``adapter/``, ``reward_curve.png`` and ``eval.json``
-(accuracy and format rate before and after GRPO).
+``checkpoint-*``, the final LoRA ``adapter/``, ``reward_curve.png``, ``eval_before.json``
+(the base model's answers and scores, reused by ``--resume``) and ``eval.json`` (accuracy
+and format rate before and after GRPO).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from vlmgrpo.presets import Preset
 from vlmgrpo.utils import UsageError, progress_bar
 
 RUN_FILE = "run.json"  # what a run was started with: evaluate/generate read it back
+EVAL_BEFORE = "eval_before.json"  # the base model's scores, which --resume reuses
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 # What `run` and the Trainer write into a run folder; --overwrite deletes nothing else.
 _RUN_ENTRIES = re.compile(
-    r"metrics\.csv|metrics\.tmp|eval\.json|run\.json|reward_curve\.png|README\.md|adapter|runs"
-    r"|checkpoint-\d+"
+    r"metrics\.csv|metrics\.tmp|eval\.json|eval_before\.json|run\.json|reward_curve\.png"
+    r"|README\.md|adapter|runs|checkpoint-\d+"
 )
 
 
@@ -81,6 +83,29 @@ def read_run_file(run_dir: str | Path) -> dict:
         f"{run_dir} is not a run folder (no {RUN_FILE}); pass a folder written by "
         "`vlmgrpo train`, or --adapter with --preset and --model for a bare adapter"
     )
+
+
+# --- the "before" evaluation --------------------------------------------------------------------
+
+
+def write_eval_before(output_dir: Path, scores: dict, preset: Preset) -> None:
+    """eval_before.json: the base model's scores and answers, with what they depend on."""
+    record = {"eval_max_new_tokens": preset.eval_max_new_tokens, **scores}
+    (output_dir / EVAL_BEFORE).write_text(json.dumps(record, indent=1))
+
+
+def read_eval_before(output_dir: Path, n: int, preset: Preset) -> dict | None:
+    """The stored "before" scores if they are of the same `n` rows and length, else None.
+
+    A resumed run scores the same base model on the same held-out rows: the stored scores
+    save it the time (up to an hour of 1,024-token answers on a GPU preset).
+    """
+    try:
+        record = json.loads((output_dir / EVAL_BEFORE).read_text())
+    except (OSError, ValueError):
+        return None
+    same = record.get("n") == n and record.get("eval_max_new_tokens") == preset.eval_max_new_tokens
+    return record if same else None
 
 
 # --- the folder itself -------------------------------------------------------------------------

@@ -167,9 +167,31 @@ def _agreement(dataset: str | None, before: dict, after: dict) -> dict:
     if dataset is not None:
         return {}
     return {
-        f"agreement_{when}": synthetic.agreement([r["completion"] for r in part["records"]])
+        f"agreement_{when}": (
+            synthetic.agreement([r["completion"] for r in part["records"]])
+            if part["records"]
+            else None  # nothing was evaluated (eval_rows=0)
+        )
         for when, part in (("before", before), ("after", after))
     }
+
+
+# The scores of a run that evaluates nothing (eval_rows=0): eval.json says so with nulls.
+NOT_EVALUATED = {"accuracy": None, "format": None, "n": 0, "records": []}
+
+
+def _scores_before(
+    model, processor, test_set, preset: Preset, output_dir: Path, resume: bool, progress: bool
+) -> dict:
+    """The base model's scores: a resumed run's stored ones, else evaluated and stored."""
+    if len(test_set) == 0:
+        return NOT_EVALUATED
+    if resume and (stored := runs.read_eval_before(output_dir, len(test_set), preset)):
+        return stored
+    scores = evaluate_shared(model, processor, test_set, preset, progress, "evaluate before")
+    if distributed_state().is_main_process:
+        runs.write_eval_before(output_dir, scores, preset)
+    return scores
 
 
 def run(
@@ -229,7 +251,8 @@ def run(
 
         # On the device it will train on: evaluating a GPU run's model on the CPU takes hours.
         base.to(state.device)
-        before = evaluate_shared(base, processor, test_set, preset, progress, "evaluate before")
+        test_set = data.first_rows(test_set, preset.eval_rows)
+        before = _scores_before(base, processor, test_set, preset, output_dir, resume, progress)
         trainer = build_trainer(preset, base, processor, train_set, output_dir, seed, progress)
         checkpoint = runs.latest_checkpoint(output_dir) if resume else None
         start = time.perf_counter()
@@ -237,11 +260,14 @@ def run(
         train_seconds = time.perf_counter() - start
         # The Trainer saves from the main process only (and gathers ZeRO-3 shards first).
         trainer.save_model(str(output_dir / "adapter"))
-        # With ZeRO-3 every process holds a shard: this gathers the weights for generation.
-        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as trained:
-            after = evaluate_shared(
-                trained, processor, test_set, preset, progress, "evaluate after"
-            )
+        after = NOT_EVALUATED
+        if len(test_set):
+            # With ZeRO-3 every process holds a shard: this gathers the weights to generate.
+            wrapped, accelerator = trainer.model_wrapped, trainer.accelerator
+            with unwrap_model_for_generation(wrapped, accelerator) as trained:
+                after = evaluate_shared(
+                    trained, processor, test_set, preset, progress, "evaluate after"
+                )
         result = {
             "accuracy_before": before["accuracy"],
             "accuracy_after": after["accuracy"],
