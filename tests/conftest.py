@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import replace
 
@@ -16,6 +17,11 @@ slow = pytest.mark.skipif(not SLOW, reason="long run; set VLMGRPO_SLOW=1 (make t
 INSTALL = os.environ.get("VLMGRPO_INSTALL") == "1"
 install = pytest.mark.skipif(
     not INSTALL, reason="install path; set VLMGRPO_INSTALL=1 (make test-install does)"
+)
+# 4-bit runs need bitsandbytes, which the install brings on Linux and Windows, not macOS.
+needs_bitsandbytes = pytest.mark.skipif(
+    importlib.util.find_spec("bitsandbytes") is None,
+    reason="4-bit needs bitsandbytes (installed on Linux and Windows; pip install it on macOS)",
 )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import slow
+from tests.conftest import needs_bitsandbytes, slow
 from vlmgrpo import presets
 from vlmgrpo.utils import UsageError
 
@@ -18,6 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
 
 @slow
+@needs_bitsandbytes  # the 4-bit preset's row
 def test_gpu_check_runs_every_gpu_preset_end_to_end(tiny_model_dir, tiny_qwen3vl_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     stand_ins = ["--stand-in", tiny_model_dir, "--stand-in", tiny_qwen3vl_dir]

@@ -7,12 +7,12 @@ import sys
 from dataclasses import replace
 from types import SimpleNamespace
 
-import bitsandbytes as bnb
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from tests.conftest import needs_bitsandbytes
 from tests.fixtures import make_article_dataset
 from vlmgrpo import cli as cli_module
 from vlmgrpo import data, models, presets, train
@@ -84,6 +84,7 @@ def test_image_caps_follow_the_family(family, side):
     assert preset.vllm_max_model_length == 1792  # 64 + 2 + 512 + 1024 = 1602, rounded up
 
 
+@needs_bitsandbytes
 def test_quantization_is_checked(monkeypatch):
     nf4 = presets.get_preset("qwen3-vl-4b-qlora")
     presets.check_preset(nf4, num_processes=1)
@@ -130,7 +131,10 @@ def qlora_run(tiny_qwen3vl_dir, tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(out=folder / "run", result=result, trainer=trainer)
 
 
+@needs_bitsandbytes
 def test_the_4bit_run_trains_lora_beside_4bit_layers(qlora_run):
+    import bitsandbytes as bnb
+
     model = qlora_run.trainer.model
     four_bit = [n for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
     # Every linear layer of the language model and the vision tower; the output layer is not.
@@ -153,7 +157,10 @@ def test_the_4bit_run_trains_lora_beside_4bit_layers(qlora_run):
     model.zero_grad()
 
 
+@needs_bitsandbytes
 def test_the_adapter_reloads_onto_a_4bit_base(qlora_run, tmp_path, capsys):
+    import bitsandbytes as bnb
+
     args = build_parser().parse_args(["evaluate", "--adapter", str(qlora_run.out)])
     setting = cli_module._setting(args)
     assert setting[0].quantization == "nf4" and setting[0].family == "qwen3-vl"

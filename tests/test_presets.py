@@ -21,6 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import needs_bitsandbytes
 from tests.fixtures import make_article_dataset, make_fixture_dataset
 from vlmgrpo import data, models, presets, train
 from vlmgrpo.cli import build_parser, main
@@ -55,7 +56,7 @@ STAND_IN = {"qwen2.5-vl": "tiny_model_dir", "qwen3-vl": "tiny_qwen3vl_dir"}
         ("qwen2.5-vl-3b", 1),
         ("qwen2.5-vl-3b-24gb", 3),
         ("qwen3-vl-2b", 1),
-        ("qwen3-vl-4b-qlora", 1),
+        pytest.param("qwen3-vl-4b-qlora", 1, marks=needs_bitsandbytes),
     ],
     ids=["tiny", "3b", "3b-24gb", "qwen3-2b", "qwen3-4b-qlora"],
 )

@@ -40,23 +40,24 @@ sampling temperature           1.0                          1.0, top-p 1.0, no t
 =============================  ===========================  ==================================
 
 The Qwen3-VL presets beside their two sources (same dataset, split, rewards and TRL defaults
-as above; TRL's notebook scores format and length instead of format and accuracy):
+as above; TRL's notebook rewards format and length, Kimi 1.5's length reward that also weighs
+correctness, where these presets reward format and accuracy):
 
-======================  ==============  ======================  ===========  ================
-setting                 the article     TRL's Qwen3-VL notebook  qwen3-vl-2b  qwen3-vl-4b-qlora
-======================  ==============  ======================  ===========  ================
-model                   Qwen2.5-VL-3B   Qwen3-VL-4B             Qwen3-VL-2B  Qwen3-VL-4B
-weights                 bf16            nf4 + double quant      bf16         nf4 + double q.
-compute precision       bf16            fp16 (a T4)             bf16 / fp16  bf16 / fp16
-LoRA                    r8 a32 q,v      r8 a32 q,v              same         same
-learning rate           1e-5            2e-5                    1e-5         2e-5
-completions per prompt  2               2                       4            4
-prompts per step        1 (batch 2)     1 (batch 2)             1 (batch 4)  1 (batch 4)
-completion tokens       1024            1024                    1024         1024
-image cap               256 x 28 x 28   none                    256 x 32 x 32 (256 tokens)
-activation checkpoint.  no              no                      yes          yes
-length                  1 epoch         100 steps               1 epoch      1 epoch
-======================  ==============  ======================  ===========  ================
+======================  =============  =======================  =============  =============
+setting                 the article    TRL's Qwen3-VL notebook  qwen3-vl-2b    -4b-qlora
+======================  =============  =======================  =============  =============
+model                   Qwen2.5-VL-3B  Qwen3-VL-4B              Qwen3-VL-2B    Qwen3-VL-4B
+weights                 bf16           nf4, double quant        bf16           nf4, double q.
+compute precision       bf16           fp16 (a T4)              bf16 or fp16   bf16 or fp16
+LoRA                    r8 a32 q,v     r8 a32 q,v               r8 a32 q,v     r8 a32 q,v
+learning rate           1e-5           2e-5                     1e-5           2e-5
+completions per prompt  2              2                        4              4
+prompts per step        1 (batch 2)    1 (batch 2)              1 (batch 4)    1 (batch 4)
+completion tokens       1024           1024                     1024           1024
+image cap (tokens)      256 of 28 px   none                     256 of 32 px   256 of 32 px
+activation checkpoint.  no             no                       yes            yes
+length                  1 epoch        100 steps                1 epoch        1 epoch
+======================  =============  =======================  =============  =============
 
 Each of these is a `Preset` field, and the CLI flags of `vlmgrpo train` override the ones a
 renter changes most (``--help`` shows every preset's default).
