@@ -71,6 +71,8 @@ def test_the_family_comes_from_the_model(tiny_model_dir, tiny_qwen3vl_dir, tmp_p
     assert models.model_family(str(other), "qwen3-vl") == "qwen3-vl"  # unknown: the preset's
     with pytest.raises(UsageError, match="neither an existing folder nor a hub id"):
         models.model_family("no/such/place/here", "qwen3-vl")
+    with pytest.raises(UsageError, match="holds no config.json"):
+        models.model_family(str(tmp_path), "qwen3-vl")  # a folder, but not a model's
 
 
 @pytest.mark.parametrize(("family", "side"), [("qwen2.5-vl", 28), ("qwen3-vl", 32)])

@@ -163,7 +163,13 @@ def _keep_4bit_trainable_on_cpu(model) -> None:
 
 
 def _check_source(source: str) -> None:
-    """Raise UsageError unless `source` is an existing folder or looks like a hub id."""
+    """Raise UsageError unless `source` is a model's folder or looks like a hub id."""
+    if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
+        # transformers would say "Unrecognized model" with a traceback.
+        raise UsageError(
+            f"model folder {source} holds no config.json; pass a folder saved with "
+            "save_pretrained, or a hub id like owner/name"
+        )
     if not Path(source).exists() and (
         source.startswith((".", "/", "~")) or source.count("/") != 1
     ):
