@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from tests.fixtures import make_article_dataset
 from vlmgrpo import shapes, tiny
 
 SLOW = os.environ.get("VLMGRPO_SLOW") == "1"
@@ -37,3 +39,11 @@ def tiny_qwen3vl_dir(tmp_path_factory) -> str:
     """A tiny Qwen3-VL with the same short cold start: the Qwen3-VL presets' stand-in."""
     spec = replace(tiny.TinySpec(), warmup_steps=30, warmup_batch=16)
     return str(shapes.tiny_qwen3vl(tmp_path_factory.mktemp("tiny-qwen3-vl") / "model", spec))
+
+
+@pytest.fixture(scope="session")
+def article_file(tmp_path_factory) -> Path:
+    """400 rows in the real schema: the GPU presets' 5 % slice is 20 rows, 4 held out."""
+    path = tmp_path_factory.mktemp("article") / "article.parquet"
+    make_article_dataset(400).to_parquet(str(path))
+    return path

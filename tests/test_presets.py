@@ -22,21 +22,13 @@ import torch
 from PIL import Image
 
 from tests.conftest import needs_bitsandbytes
-from tests.fixtures import make_article_dataset, make_fixture_dataset
+from tests.fixtures import make_fixture_dataset
 from vlmgrpo import data, models, presets, train
 from vlmgrpo.cli import build_parser, main
 from vlmgrpo.evaluate import GREEDY, generate
 from vlmgrpo.utils import UsageError
 
 CLI = [sys.executable, "-m", "vlmgrpo"]
-
-
-@pytest.fixture(scope="module")
-def article_file(tmp_path_factory) -> Path:
-    """400 rows in the real schema: the 3B presets' 5 % slice is 20 rows, 4 held out."""
-    path = tmp_path_factory.mktemp("article") / "article.parquet"
-    make_article_dataset(400).to_parquet(str(path))
-    return path
 
 
 def cli(*argv: str) -> subprocess.CompletedProcess:
@@ -325,13 +317,66 @@ def test_images_beyond_qwens_aspect_ratio_are_skipped_and_counted(size, kept, ca
 
 
 def test_notebook_preset_is_one_switch(monkeypatch):
-    monkeypatch.delenv("VLMGRPO_PRESET", raising=False)
+    for var in ("VLMGRPO_PRESET", *presets.NOTEBOOK_OVERRIDES):
+        monkeypatch.delenv(var, raising=False)
     assert presets.notebook_preset().name == "tiny"
     monkeypatch.setenv("VLMGRPO_PRESET", "qwen2.5-vl-3b")
     assert presets.notebook_preset() is presets.PRESETS["qwen2.5-vl-3b"]
+    assert presets.notebook_run_name("nb04", presets.notebook_preset()) == "nb04-qwen2.5-vl-3b"
     monkeypatch.setenv("VLMGRPO_PRESET", "qwen-3b")
     with pytest.raises(UsageError, match=r"VLMGRPO_PRESET='qwen-3b' is not a preset.*tiny"):
         presets.notebook_preset()
+
+
+def test_notebook_preset_takes_a_local_model_and_dataset_and_a_short_run(
+    tiny_qwen3vl_dir, article_file, monkeypatch
+):
+    """As --model, --dataset, --max-steps and --eval-rows do for `vlmgrpo train`."""
+    settings = {
+        "VLMGRPO_PRESET": "qwen2.5-vl-3b-24gb",
+        "VLMGRPO_MODEL": tiny_qwen3vl_dir,
+        "VLMGRPO_DATASET": str(article_file),
+        "VLMGRPO_MAX_STEPS": "3",
+        "VLMGRPO_EVAL_ROWS": "2",
+    }
+    for var, value in settings.items():
+        monkeypatch.setenv(var, value)
+    preset = presets.notebook_preset()
+    assert preset.name == "qwen2.5-vl-3b-24gb"
+    assert (preset.model, preset.dataset) == (tiny_qwen3vl_dir, str(article_file))
+    assert preset.family == "qwen3-vl"  # the model's own family sizes its images
+    assert preset.max_pixels == 128 * 32 * 32
+    assert (preset.max_steps, preset.eval_rows) == (3, 2)
+    assert preset.save_steps == 3  # a short run still checkpoints its last step
+    assert preset.num_generations == 4 and preset.max_completion_length == 512  # the preset's
+    # A run of its own, which notebook 04 cannot take for the preset's full run.
+    name = presets.notebook_run_name("nb04", preset)
+    assert name == f"nb04-qwen2.5-vl-3b-24gb-{Path(tiny_qwen3vl_dir).name}-article-3steps-eval2"
+    article = presets.PRESETS["qwen2.5-vl-3b"]
+    local_copy = replace(article, model="/data/Qwen2.5-VL-3B-Instruct/", max_steps=5)
+    expected = "nb04-qwen2.5-vl-3b-Qwen2.5-VL-3B-Instruct-5steps"  # the docstring's example
+    assert presets.notebook_run_name("nb04", local_copy) == expected
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("VLMGRPO_MODEL", "/no/such/model", "VLMGRPO_MODEL: model /no/such/model is neither an"),
+        ("VLMGRPO_MODEL", "{tmp}", "VLMGRPO_MODEL: model folder {tmp} holds no config.json"),
+        ("VLMGRPO_DATASET", "/no/data.parquet", "VLMGRPO_DATASET: dataset path /no/data.parquet"),
+        ("VLMGRPO_MAX_STEPS", "0", "VLMGRPO_MAX_STEPS='0' must be a whole number of 1 or more"),
+        ("VLMGRPO_MAX_STEPS", "ten", "VLMGRPO_MAX_STEPS='ten' must be a whole number"),
+        ("VLMGRPO_EVAL_ROWS", "0", "VLMGRPO_EVAL_ROWS='0' must be a whole number of 1 or more"),
+    ],
+    ids=["no-model", "not-a-model", "no-dataset", "zero-steps", "words", "zero-rows"],
+)
+def test_notebook_overrides_fail_in_one_line(var, value, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("VLMGRPO_PRESET", "qwen2.5-vl-3b")
+    monkeypatch.setenv(var, value.format(tmp=tmp_path))  # tmp_path: a folder, not a model
+    with pytest.raises(UsageError) as caught:
+        presets.notebook_preset()
+    assert message.format(tmp=tmp_path) in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 1
 
 
 @pytest.mark.parametrize(

@@ -66,8 +66,7 @@ def load_source(source: str, split: str = "train", fraction: float = 1.0) -> dat
     path = Path(source).expanduser()
     if path.exists():
         return _head(_load_local(path, split), fraction)
-    if source.endswith(_FILE_SUFFIXES) or not _HUB_ID.fullmatch(source):
-        raise UsageError(f"dataset path {source} does not exist; {_LOCAL_HINT}")
+    check_source(source)
     # The split syntax (the article's `train[:5%]`) takes whole percents only; other fractions
     # load the split and cut it like a local dataset.
     percent = round(fraction * 100, 6)
@@ -80,6 +79,14 @@ def load_source(source: str, split: str = "train", fraction: float = 1.0) -> dat
             raise
         raise usage from err
     return ds if sliced else _head(ds, fraction)
+
+
+def check_source(source: str) -> None:
+    """Raise UsageError unless `source` exists locally or looks like a hub id (owner/name)."""
+    if Path(source).expanduser().exists():
+        return
+    if source.endswith(_FILE_SUFFIXES) or not _HUB_ID.fullmatch(source):
+        raise UsageError(f"dataset path {source} does not exist; {_LOCAL_HINT}")
 
 
 def _load_local(path: Path, split: str) -> datasets.Dataset:

@@ -67,7 +67,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 from vlmgrpo import synthetic
 from vlmgrpo.utils import UsageError, distributed_state
@@ -345,17 +348,87 @@ def defaults_help(setting: str) -> str:
     return ", ".join(f"{name}: {getattr(p, setting)}" for name, p in PRESETS.items())
 
 
-def notebook_preset() -> Preset:
-    """The preset every notebook uses: $VLMGRPO_PRESET, or ``tiny`` when it is unset.
+# What a notebook may change of its preset, as `vlmgrpo train`'s flags of the same names do:
+# the model and dataset (a local copy, a box without the hub), and a short run's length.
+NOTEBOOK_OVERRIDES = {
+    "VLMGRPO_MODEL": "model",
+    "VLMGRPO_DATASET": "dataset",
+    "VLMGRPO_MAX_STEPS": "max_steps",
+    "VLMGRPO_EVAL_ROWS": "eval_rows",
+}
 
-    One switch for the whole course: ``VLMGRPO_PRESET=qwen2.5-vl-3b jupyter lab``.
+
+def notebook_preset() -> Preset:
+    """The preset every notebook uses: $VLMGRPO_PRESET (unset: ``tiny``), with its overrides.
+
+    One switch for the whole course: ``VLMGRPO_PRESET=qwen2.5-vl-3b jupyter lab``. Beside it,
+    as `vlmgrpo train`'s --model, --dataset, --max-steps and --eval-rows: ``VLMGRPO_MODEL``
+    (a hub id or folder; its config's family sizes the images), ``VLMGRPO_DATASET`` (a hub id
+    or path), ``VLMGRPO_MAX_STEPS`` and ``VLMGRPO_EVAL_ROWS`` (training steps, and held-out
+    rows scored: a short run, for a smoke test or the tests). A path that does not exist, or a
+    count below 1, is a one-line UsageError before anything loads.
     """
     name = os.environ.get("VLMGRPO_PRESET") or "tiny"
     if name not in PRESETS:
         raise UsageError(
             f"VLMGRPO_PRESET={name!r} is not a preset; set it to one of: {', '.join(PRESETS)}"
         )
-    return PRESETS[name]
+    preset = PRESETS[name]
+    given = {field: os.environ.get(var) or None for var, field in NOTEBOOK_OVERRIDES.items()}
+    if not any(given.values()):
+        return preset
+    for var in ("VLMGRPO_MAX_STEPS", "VLMGRPO_EVAL_ROWS"):
+        field_name = NOTEBOOK_OVERRIDES[var]
+        if given[field_name] is not None:
+            given[field_name] = _count(var, given[field_name])
+    # Imported here: they import torch, transformers and datasets, which the preset table,
+    # read by the CLI's --help, does without.
+    from vlmgrpo import data, models
+
+    if given["dataset"] is not None:
+        with _named("VLMGRPO_DATASET"):
+            data.check_source(given["dataset"])
+    if given["model"] is not None:
+        with _named("VLMGRPO_MODEL"):
+            given["family"] = models.model_family(given["model"], preset.family)
+    return apply_settings(preset, **given)
+
+
+@contextmanager
+def _named(var: str) -> Iterator[None]:
+    """Prefix a UsageError with the environment variable that caused it."""
+    try:
+        yield
+    except UsageError as err:
+        raise UsageError(f"{var}: {err}") from err
+
+
+def notebook_run_name(prefix: str, preset: Preset) -> str:
+    """The run folder's name, `prefix-preset`, plus each override `notebook_preset` applied.
+
+    Notebook 04 keeps a GPU preset's finished run instead of retraining it, so a run of
+    another model or dataset, or a short one, needs a folder of its own: ``nb04-qwen2.5-vl-3b``
+    is the preset's full run, ``nb04-qwen2.5-vl-3b-Qwen2.5-VL-3B-Instruct-5steps`` a 5-step run
+    of a local copy of its model.
+    """
+    named = PRESETS[preset.name]
+    parts = [prefix, preset.name]
+    for source, default in ((preset.model, named.model), (preset.dataset, named.dataset)):
+        if source is not None and source != default:
+            # The folder's or file's name (a hub id's second half): what a person recognises.
+            parts.append(Path(source).name.removesuffix(".parquet").removesuffix(".arrow"))
+    if preset.max_steps != named.max_steps:
+        parts.append(f"{preset.max_steps}steps")
+    if preset.eval_rows != named.eval_rows:
+        parts.append(f"eval{preset.eval_rows}")
+    return "-".join(parts)
+
+
+def _count(var: str, value: str) -> int:
+    """The whole number >= 1 in environment variable `var`, or a one-line UsageError."""
+    if not value.strip().isdigit() or int(value) < 1:
+        raise UsageError(f"{var}={value!r} must be a whole number of 1 or more (or unset)")
+    return int(value)
 
 
 def apply_settings(preset: Preset, **settings) -> Preset:
