@@ -42,6 +42,19 @@ def tiny_qwen3vl_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_reasoning_dir(tmp_path_factory) -> str:
+    """The price task's tiny model with a token pretraining and cold start: seconds to build."""
+    spec = replace(
+        tiny.SPECS["prices"],
+        copy_steps=30,
+        copy_context_steps=10,
+        warmup_steps=30,
+        warmup_batch=16,
+    )
+    return str(tiny.make_tiny(spec, tmp_path_factory.mktemp("tiny-reasoning") / "model"))
+
+
+@pytest.fixture(scope="session")
 def article_file(tmp_path_factory) -> Path:
     """400 rows in the real schema: the GPU presets' 5 % slice is 20 rows, 4 held out."""
     path = tmp_path_factory.mktemp("article") / "article.parquet"

@@ -23,7 +23,7 @@ from PIL import Image
 
 from tests.conftest import needs_bitsandbytes
 from tests.fixtures import make_fixture_dataset
-from vlmgrpo import data, models, presets, train
+from vlmgrpo import data, models, presets, prices, train
 from vlmgrpo.cli import build_parser, main
 from vlmgrpo.evaluate import GREEDY, generate
 from vlmgrpo.utils import UsageError
@@ -112,6 +112,41 @@ def test_preset_rehearsal_train_evaluate_generate(name, steps, article_file, tmp
     answer = cli("generate", "--adapter", str(out), "--image", str(image), "--problem", "Area?")
     assert answer.returncode == 0, answer.stderr[-3000:]
     assert json.loads(answer.stdout)["tokens"] > 0
+
+
+def test_tiny_reasoning_rehearsal_measures_the_reasoning(tiny_reasoning_dir, tmp_path):
+    """The price task's preset: its own data, and eval.json's measures of the reasoning."""
+    out = tmp_path / "run"
+    done = cli(
+        "train", "--preset", "tiny-reasoning", "--model", tiny_reasoning_dir,
+        "--max-steps", "2", "--output-dir", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for stream in (done.stdout, done.stderr):
+        assert "Traceback" not in stream and "Warning" not in stream, stream[-3000:]
+    result = json.loads((out / "eval.json").read_text())
+    assert result["dataset"] == "synthetic-prices" and result["n_eval"] == 120
+    for when in ("before", "after"):
+        for measure in ("think_right", "follow", "accuracy_no_think"):
+            assert 0.0 <= result[f"{measure}_{when}"] <= 1.0, (measure, when)
+    assert "agreement_before" not in result  # the colour task's measure
+    stored = json.loads((out / "eval_before.json").read_text())
+    assert stored["measures"]["follow_before"] == result["follow_before"]
+    assert json.loads((out / "run.json").read_text())["config"]["task"] == "prices"
+
+    scored = cli("evaluate", "--adapter", str(out))
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    report = json.loads(scored.stdout)
+    assert report["accuracy"] == pytest.approx(result["accuracy_after"])
+    assert report["think_right"] == pytest.approx(result["think_right_after"])
+    assert report["follow"] == pytest.approx(result["follow_after"])
+    assert report["accuracy_no_think"] == pytest.approx(result["accuracy_no_think_after"])
+    image = tmp_path / "shape.png"
+    Image.new("RGB", (84, 84), (220, 40, 40)).save(image)
+    problem = prices.problem({"red": 7, "blue": 4, "green": 1, "yellow": 9, "orange": 2})
+    answer = cli("generate", "--adapter", str(out), "--image", str(image), "--problem", problem)
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    assert json.loads(answer.stdout)["text"].startswith("<think>")
 
 
 @pytest.fixture(scope="module")
@@ -226,10 +261,9 @@ def test_train_flags_show_each_preset_default_and_reach_the_config(tmp_path):
     ):
         assert flag in text
     compact = " ".join(text.split())
-    assert "tiny: 32, qwen2.5-vl-3b: 1024, qwen2.5-vl-3b-24gb: 512" in compact
-    assert "one of: tiny, qwen2.5-vl-3b, qwen2.5-vl-3b-24gb, qwen3-vl-2b, qwen3-vl-4b-qlora" in (
-        compact
-    )
+    assert "tiny: 32, tiny-reasoning: 24, qwen2.5-vl-3b: 1024, qwen2.5-vl-3b-24gb: 512" in compact
+    presets_named = "tiny, tiny-reasoning, qwen2.5-vl-3b, qwen2.5-vl-3b-24gb, qwen3-vl-2b"
+    assert f"one of: {presets_named}, qwen3-vl-4b-qlora" in compact
     assert "qwen2.5-vl-3b: 0.3, qwen2.5-vl-3b-24gb: 0.45" in compact
     # TRL 1.16's own advice for a vLLM server; `trl vllm-serve` is deprecated there.
     assert "VLLM_SERVER_DEV_MODE=1 vllm serve MODEL" in compact and "--max-logprobs -1" in compact

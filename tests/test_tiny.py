@@ -433,3 +433,40 @@ def test_concurrent_builds_build_once(tmp_path, monkeypatch):
         thread.join()
     assert len(calls) == 1
     assert (out / "config.json").is_file()
+
+
+def test_a_copying_batch_repeats_random_tokens_and_labels_the_repeat():
+    rng, gen = random.Random(0), torch.Generator().manual_seed(0)
+    prefix = torch.tensor([[7, 8, 9]])
+    for _ in range(20):
+        ids, labels = tiny._copy_batch(rng, gen, 50, prefix, 4)
+        assert (ids[:, :3] == prefix).all()
+        rest = ids[:, 3:]
+        # x, noise, x: the sequence ends with its own start again.
+        for length in range(6, 31):
+            gap = rest.shape[1] - 2 * length
+            if 0 <= gap <= 10 and torch.equal(rest[:, :length], rest[:, length + gap :]):
+                break
+        else:
+            raise AssertionError("no repeated block")
+        scored = (labels != -100).sum(dim=1)
+        assert (scored == length - 1).all()  # the repeat but its first token: unpredictable
+        assert torch.equal(labels[:, -(length - 1) :], ids[:, -(length - 1) :])
+        assert ids.max() < 50
+
+
+def test_copying_pretraining_runs_both_phases_within_their_limits():
+    spec = dataclasses.replace(
+        tiny.SPECS["prices"], copy_steps=4, copy_context_steps=3, copy_batch=2,
+        copy_context_batch=2,
+    )  # fmt: skip
+    tokenizer = tiny.build_tokenizer(spec)  # trained on the price task's text
+    assert "Prices" in tokenizer.get_vocab()
+    processor = tiny.build_processor(tokenizer)
+    model = tiny.build_model(spec, tokenizer)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    losses = tiny.pretrain_copying(model, processor, spec, progress=False)
+    assert len(losses) == 7  # no phase got its loss under 1 nat this fast: both ran to the limit
+    assert all(loss > 1 for loss in losses)
+    assert not model.training
+    assert any(not torch.equal(v, model.state_dict()[k]) for k, v in before.items())

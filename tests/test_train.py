@@ -172,16 +172,36 @@ def test_intervene_forces_the_prefix_and_scores_the_answer(tiny_model_dir):
     assert texts == forced_texts
 
 
-def test_agreement_is_in_eval_json_for_the_colour_task_only():
-    before = {"records": [{"completion": synthetic.completion("red")}]}
-    after = {
-        "records": [{"completion": "<think>I see one red circle.</think><answer>blue</answer>"}]
+def test_evaluate_continues_forced_starts_and_scores_against_targets(tiny_model_dir):
+    model, processor = models.load_model(tiny_model_dir, FAST)
+    _, test_set = data.load_data(FAST, None, seed=0)
+    rows = test_set.select(range(4))
+    prefixes = [synthetic.forced_think(h) for h in rows["solution"]]
+    plain = evaluate(model, processor, rows, 24, batch_size=4, progress=False)
+    forced = evaluate(model, processor, rows, 24, 4, False, prefixes=prefixes)
+    for record, prefix in zip(forced["records"], prefixes, strict=True):
+        assert record["completion"].startswith(prefix)  # the records hold the whole text
+    # Scored against other targets, the same answers get the targets' verdicts.
+    answers = [extract_answer(r["completion"]) for r in plain["records"]]
+    targets = [a or "none" for a in answers[:2]] + ["nothing", "nothing"]
+    rescored = evaluate(model, processor, rows, 24, 4, False, targets=targets)
+    assert [r["accuracy"] for r in rescored["records"]] == [1.0, 1.0, 0.0, 0.0]
+    assert [r["completion"] for r in rescored["records"]] == [
+        r["completion"] for r in plain["records"]
+    ]
+
+
+def test_task_measures_name_what_each_task_measures_of_the_reasoning():
+    colour = presets.get_preset("tiny")
+    scores = {"records": [{"completion": synthetic.completion("red")}]}
+    assert train.task_measures(None, None, None, colour, scores, "before") == {
+        "agreement_before": 1.0
     }
-    assert train._agreement(None, before, after) == {
-        "agreement_before": 1.0,
-        "agreement_after": 0.0,
-    }
-    assert train._agreement("lmms-lab/multimodal-open-r1-8k-verified", before, after) == {}
+    wrong = "<think>I see one red circle.</think><answer>blue</answer>"
+    assert train.task_measures(None, None, None, colour, {"records": [{"completion": wrong}]},
+                               "after") == {"agreement_after": 0.0}  # fmt: skip
+    # Nothing evaluated (eval_rows=0): nothing measured.
+    assert train.task_measures(None, None, None, colour, {"records": []}, "after") == {}
 
 
 def count_evaluations(monkeypatch) -> list[str]:

@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-new-tokens", type=_positive_int)
 
     m = sub.add_parser("make-tiny", help="build (or find cached) the offline tiny model")
+    m.add_argument(
+        "--preset",
+        default="tiny",
+        help="the offline preset whose model to build: tiny (default) or tiny-reasoning",
+    )
     m.add_argument("--output-dir", help="where to save it (default: the cache)")
     m.add_argument("--force", action="store_true", help="rebuild even if cached")
     return parser
@@ -236,10 +241,16 @@ def _evaluate(args) -> None:
     result = evaluate(
         model, processor, test_set, preset.eval_max_new_tokens, preset.eval_batch_size
     )
-    if dataset is None:  # the colour task: does the answer name the hue its think names?
-        from vlmgrpo.synthetic import agreement
+    if dataset is None:  # a synthetic task: what it measures of the reasoning
+        from vlmgrpo.presets import TASKS
 
-        result["agreement"] = agreement([r["completion"] for r in result["records"]])
+        def score(prefixes, targets, desc):
+            return evaluate(
+                model, processor, test_set, preset.eval_max_new_tokens, preset.eval_batch_size,
+                desc=desc, prefixes=prefixes, targets=targets,
+            )  # fmt: skip
+
+        result.update(TASKS[preset.task].measures(score, test_set, result))
     print(json.dumps({k: v for k, v in result.items() if k != "records"}, indent=2))
 
 
@@ -272,9 +283,11 @@ def _generate(args) -> None:
 
 
 def _make_tiny(args) -> None:
-    from vlmgrpo.tiny import make_tiny
+    from vlmgrpo.presets import get_preset
+    from vlmgrpo.tiny import SPECS, make_tiny
 
-    print(make_tiny(out_dir=args.output_dir, force=args.force))
+    spec = SPECS[get_preset(args.preset).task]
+    print(make_tiny(spec, out_dir=args.output_dir, force=args.force))
 
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "generate": _generate, "make-tiny": _make_tiny}

@@ -18,8 +18,7 @@ from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, Repo
 from huggingface_hub.utils import httpx  # the hub's HTTP client, whichever package provides it
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from vlmgrpo import synthetic
-from vlmgrpo.presets import DEFAULT_FAMILY, FAMILIES, Preset
+from vlmgrpo.presets import DEFAULT_FAMILY, FAMILIES, TASKS, Preset
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
 from vlmgrpo.rewards import gold_answer
 from vlmgrpo.utils import UsageError
@@ -375,9 +374,9 @@ def load_data(
     Images are capped at the preset's image tokens, in pixels of its model family.
     """
     side = FAMILIES[preset.family].token_side
-    if source is None:
-        train = synthetic.make_colour_dataset(preset.n_train, seed=seed)
-        test = synthetic.make_colour_dataset(preset.n_test, seed=seed + 10_000)
+    if source is None:  # the preset's synthetic task
+        make = TASKS[preset.task].make_dataset
+        train, test = make(preset.n_train, seed=seed), make(preset.n_test, seed=seed + 10_000)
         return tuple(prepare_dataset(d, preset.max_pixels, token_side=side) for d in (train, test))
     return load_splits(
         source,

@@ -85,12 +85,26 @@ def evaluate(
     batch_size: int = 16,
     progress: bool = True,
     desc: str = "evaluate",
+    prefixes: list[str] | None = None,
+    targets: list[str] | None = None,
 ) -> dict:
-    """Accuracy and format rate of greedy answers on `dataset` (image, problem, solution)."""
+    """Accuracy and format rate of greedy answers on `dataset` (image, problem, solution).
+
+    `prefixes`, one per row, are forced starts of the completions (`generate`); the records
+    hold each completion with its prefix. `targets`, one per row, replace the solutions the
+    answers are scored against (a price planted in the reasoning, say).
+    """
     records = []
     for start in progress_bar(range(0, len(dataset), batch_size), desc=desc, disable=not progress):
         rows = dataset[start : start + batch_size]
-        texts, _ = generate(model, processor, rows["image"], rows["problem"], max_new_tokens)
+        if targets:
+            rows["solution"] = targets[start : start + batch_size]
+        forced = prefixes[start : start + batch_size] if prefixes else None
+        texts, _ = generate(
+            model, processor, rows["image"], rows["problem"], max_new_tokens, prefixes=forced
+        )
+        if forced:
+            texts = [prefix + text for prefix, text in zip(forced, texts, strict=True)]
         # The problem lists a multiple-choice question's options: the reward reads them.
         accuracy = accuracy_reward(texts, rows["solution"], problem=rows["problem"])
         formats = format_reward(texts)

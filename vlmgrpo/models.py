@@ -114,7 +114,7 @@ def load_model(
     trust_remote_code: bool = False,
     device: torch.device | str | None = None,
 ):
-    """Model and processor from a hub id or folder (`None`: the tiny model, built if needed).
+    """Model and processor from a hub id or folder (`None`: the task's tiny model, built).
 
     A model is loaded in `compute_dtype` on the CPU, for the caller to move. A 4-bit one is
     quantized as its weights are placed, so it goes straight to `device` (default: the best
@@ -124,8 +124,8 @@ def load_model(
     model; off unless the user asks.
     """
     check_quantization(preset)
-    if source is None:
-        source = str(tiny.make_tiny())
+    if source is None:  # the tiny model of the preset's synthetic task
+        source = str(tiny.make_tiny(tiny.SPECS[preset.task]))
     else:
         _check_source(source)
     options = {"dtype": compute_dtype(preset)}

@@ -1,5 +1,7 @@
 """The synthetic visual task of the embedded default: name the colour of the shape.
 
+(`vlmgrpo.prices` is the two-hop task of the `tiny-reasoning` preset.)
+
 Each image is one large circle or square of one of six hues, with its exact shade, size
 and place drawn at random on a dark background. The gold answer is the hue's name.
 
@@ -24,6 +26,8 @@ from datasets import Image as ImageFeature
 from PIL import Image, ImageDraw
 
 from vlmgrpo.rewards import extract_answer
+
+NAME = "synthetic-colour"  # how run.json and eval.json name the task's dataset
 
 # Hues in order round the colour wheel; the annotator's mistake is the next one.
 HUES = {
@@ -122,6 +126,14 @@ def forced_think(hue: str) -> str:
     return f"<think>I see one {hue}"
 
 
+def schema_dataset(rows: dict[str, list]) -> Dataset:
+    """Columns image, problem, solution as a Dataset with the real dataset's features."""
+    features = Features(
+        {"image": ImageFeature(), "problem": Value("string"), "solution": Value("string")}
+    )
+    return Dataset.from_dict(rows, features=features)
+
+
 def make_colour_dataset(n: int, seed: int) -> Dataset:
     """`n` seeded examples with columns image, problem, solution (the real dataset's schema)."""
     rng = random.Random(seed)
@@ -131,10 +143,10 @@ def make_colour_dataset(n: int, seed: int) -> Dataset:
         rows["image"].append(draw_shape(hue, rng, rng.choice(SHAPES)))
         rows["problem"].append(rng.choice(QUESTIONS))
         rows["solution"].append(hue)
-    features = Features(
-        {"image": ImageFeature(), "problem": Value("string"), "solution": Value("string")}
-    )
-    return Dataset.from_dict(rows, features=features)
+    return schema_dataset(rows)
+
+
+make_dataset = make_colour_dataset  # the name every task has (`vlmgrpo.presets.TASKS`)
 
 
 def annotator_label(hue: str, mislabel: float, rng: random.Random) -> str:
@@ -142,6 +154,26 @@ def annotator_label(hue: str, mislabel: float, rng: random.Random) -> str:
     if rng.random() < mislabel:
         return NAMES[(NAMES.index(hue) + 1) % len(NAMES)]
     return hue
+
+
+def annotated(rng: random.Random, mislabel: float) -> tuple:
+    """One cold-start example: (image, question, the sloppy annotator's trace).
+
+    The reasoning is right, in a random one of the phrasings; the answer is the annotator's.
+    """
+    hue, shape = rng.choice(NAMES), rng.choice(SHAPES)
+    image = draw_shape(hue, rng, shape)
+    think = describe(hue, rng.randrange(len(THINKS)))
+    label = annotator_label(hue, mislabel, rng)
+    return image, rng.choice(QUESTIONS), completion(label, think)
+
+
+def measures(score, test_set: Dataset, scores: dict) -> dict:
+    """What eval.json records of the reasoning: the answer's agreement with its own think.
+
+    (`score`, which scores more answers, is in every task's signature; agreement needs none.)
+    """
+    return {"agreement": agreement([r["completion"] for r in scores["records"]])}
 
 
 def corpus() -> list[str]:

@@ -6,11 +6,18 @@ from a hub checkpoint: it is saved with `save_pretrained` and loaded with `from_
 Only the sizes are small, and the tokenizer is a byte-level BPE trained here on the
 synthetic task's text, carrying Qwen's special tokens and chat template.
 
-The cold start is DeepSeek-R1's: a short supervised warm-up on worked answers so that the
-policy already follows the output format and can see. Its answers come from a sloppy
-annotator (`vlmgrpo.synthetic.annotator_label`), so the warmed-up model often names the
-neighbouring hue; the right colour is in its samples, but not its greedy choice. That is the
-situation where GRPO, rewarded by the true count, has something to teach.
+Each synthetic task (`vlmgrpo.presets.TASKS`) has its tiny model (`SPECS`). The cold start is
+DeepSeek-R1's: a short supervised warm-up on worked answers so that the policy already
+follows the output format and can see. Its traces come from a sloppy annotator, so the
+warmed-up model often names the neighbouring hue; the right answer is in its samples, but
+not its greedy choice. That is the situation where GRPO, rewarded by the true answer, has
+something to teach.
+
+The price task's model gets a pretraining first (`pretrain_copying`): looking a hue up in the
+question's price list is what an induction head does (attend to the earlier occurrence of the
+current token, copy what followed it; Olsson et al., 2022). Real language models learn
+induction heads in pretraining; the tiny model learns them here, from repeated random
+token sequences, in about a minute.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from transformers import (
 )
 
 from vlmgrpo import synthetic
+from vlmgrpo.presets import TASKS
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
 from vlmgrpo.utils import progress_bar
 
@@ -67,13 +75,14 @@ CHAT_TEMPLATE = (
     "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-VERSION = 4  # bump when the build below changes, so cached models are rebuilt
+VERSION = 5  # bump when the build below changes, so cached models are rebuilt
 
 
 @dataclass(frozen=True)
 class TinySpec:
-    """Sizes and cold-start settings of the tiny model; the cache is keyed by them."""
+    """Sizes, pretraining and cold-start settings of a tiny model; the cache is keyed by them."""
 
+    task: str = "colour"  # the synthetic task of its cold start (`vlmgrpo.presets.TASKS`)
     text_hidden: int = 128
     text_layers: int = 4
     text_heads: int = 4
@@ -88,12 +97,40 @@ class TinySpec:
     warmup_batch: int = 32
     warmup_lr: float = 2e-3
     mislabel: float = 0.6
+    # Pretraining on copying (`pretrain_copying`), at most `copy_steps` steps on repeated
+    # random token sequences, then at most `copy_context_steps` with the chat's system prompt
+    # before them; 0 skips it.
+    copy_steps: int = 0
+    copy_lr: float = 2e-3
+    copy_batch: int = 32
+    copy_context_steps: int = 0
+    copy_context_lr: float = 1e-3
+    copy_context_batch: int = 16
+    copy_settle: int = 50  # steps a phase goes on once its loss is low
     seed: int = 0
 
     def key(self) -> str:
         """A short hash of the spec, naming its cache folder."""
         blob = json.dumps({**asdict(self), "version": VERSION}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+# The tiny model of each synthetic task. The price task's: a copy of the colour model's sizes
+# with 2 text layers of 8 heads (a 2-layer model learns induction heads fastest), pretrained
+# on copying, then cold-started at a lower rate that keeps what the pretraining taught.
+SPECS = {
+    "colour": TinySpec(),
+    "prices": TinySpec(
+        task="prices",
+        text_layers=2,
+        text_heads=8,
+        text_kv_heads=8,
+        warmup_steps=120,
+        warmup_lr=1e-3,
+        copy_steps=2000,
+        copy_context_steps=1000,
+    ),
+}
 
 
 def cache_root() -> Path:
@@ -116,7 +153,8 @@ def build_tokenizer(spec: TinySpec) -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([SYSTEM_PROMPT, *synthetic.corpus()] * 4, trainer=trainer)
+    corpus = TASKS[spec.task].corpus()
+    tok.train_from_iterator([SYSTEM_PROMPT, *corpus] * 4, trainer=trainer)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAG_TOKENS])
     return PreTrainedTokenizerFast(
@@ -198,14 +236,10 @@ def _cold_start_batch(processor, rng: random.Random, spec: TinySpec, size: int) 
     """A batch of annotated conversations; labels cover only the assistant's reply."""
     texts, images = [], []
     for _ in range(size):
-        hue, shape = rng.choice(synthetic.NAMES), rng.choice(synthetic.SHAPES)
-        images.append(synthetic.draw_shape(hue, rng, shape))
-        # The reasoning is right; the answer is the sloppy annotator's.
-        think = synthetic.describe(hue, rng.randrange(len(synthetic.THINKS)))
-        label = synthetic.annotator_label(hue, spec.mislabel, rng)
-        conversation = build_conversation(rng.choice(synthetic.QUESTIONS))
-        reply = [{"type": "text", "text": synthetic.completion(label, think)}]
-        conversation.append({"role": "assistant", "content": reply})
+        image, question, trace = TASKS[spec.task].annotated(rng, spec.mislabel)
+        images.append(image)
+        conversation = build_conversation(question)
+        conversation.append({"role": "assistant", "content": [{"type": "text", "text": trace}]})
         texts.append(processor.apply_chat_template(conversation, tokenize=False))
     batch = processor(text=texts, images=images, padding=True, return_tensors="pt")
     labels = batch["input_ids"].clone()
@@ -217,6 +251,73 @@ def _cold_start_batch(processor, rng: random.Random, spec: TinySpec, size: int) 
     labels[batch["attention_mask"] == 0] = -100
     batch["labels"] = labels
     return batch
+
+
+def _copy_batch(
+    rng: random.Random, gen: torch.Generator, vocab: int, prefix: torch.Tensor, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids `prefix + x + noise + x` (x random, 6-30 tokens), labels on the second x.
+
+    The lengths vary, so that only the content, not a fixed distance, tells what comes next.
+    """
+    length, gap = rng.randint(6, 30), rng.randint(0, 10)
+    x = torch.randint(0, vocab, (size, length), generator=gen)
+    noise = torch.randint(0, vocab, (size, gap), generator=gen)
+    ids = torch.cat([prefix.expand(size, -1), x, noise, x], dim=1)
+    labels = ids.clone()
+    labels[:, : prefix.shape[1] + length + gap + 1] = -100
+    return ids, labels
+
+
+def pretrain_copying(model, processor, spec: TinySpec, progress: bool = True) -> list[float]:
+    """Teach the model to copy in context (induction heads); returns the loss per step.
+
+    Two phases, each until the loss has stayed low (mean of 20 steps under 1 nat) for
+    `copy_settle` steps, or its step limit: repeated random token sequences alone, where the
+    heads form (the loss falls from ~6 to ~0.2 within a few hundred steps); then the same sequences
+    after the chat's system prompt, so that the heads also work in a prompt's position,
+    behind a hundred tokens they must look past.
+    """
+    tokenizer = processor.tokenizer
+    vocab = len(tokenizer) - len(SPECIAL_TOKENS) - len(TAG_TOKENS)  # the learned tokens
+    header = processor.apply_chat_template(build_conversation(""), tokenize=False)
+    header = header.split("<|vision_start|>")[0]  # system prompt, then the user's turn
+    rng, gen = random.Random(spec.seed + 2), torch.Generator().manual_seed(spec.seed + 2)
+    phases = (
+        (torch.empty(1, 0, dtype=torch.long), spec.copy_steps, spec.copy_lr, spec.copy_batch),
+        (tokenizer(header, return_tensors="pt")["input_ids"], spec.copy_context_steps,
+         spec.copy_context_lr, spec.copy_context_batch),
+    )  # fmt: skip
+    model.train()
+    losses: list[float] = []
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.copy_lr)
+    bar = progress_bar(
+        total=spec.copy_steps + spec.copy_context_steps, desc="copying", disable=not progress
+    )
+    try:
+        for prefix, steps, lr, size in phases:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            low = 0  # steps since the 20-step mean loss fell under 1 nat
+            for step in range(steps):
+                ids, labels = _copy_batch(rng, gen, vocab, prefix, size)
+                loss = model(input_ids=ids, labels=labels).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad()
+                losses.append(loss.item())
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                recent = losses[-20:]
+                low = low + 1 if step >= 20 and sum(recent) / 20 < 1.0 else 0
+                if low >= spec.copy_settle:
+                    break
+        bar.total = bar.n  # the phases end early, as they should: the bar ends full
+    finally:
+        bar.close()
+        model.eval()
+    return losses
 
 
 def warm_up(model, processor, spec: TinySpec, progress: bool = True) -> list[float]:
@@ -274,6 +375,7 @@ def _build(spec: TinySpec, out: Path) -> None:
     tokenizer = build_tokenizer(spec)
     processor = build_processor(tokenizer)
     model = build_model(spec, tokenizer)
+    copy_losses = pretrain_copying(model, processor, spec) if spec.copy_steps else []
     losses = warm_up(model, processor, spec)
     # Save to a temporary folder first, so an interrupted build never looks finished.
     tmp = out.with_name(out.name + ".partial")
@@ -282,7 +384,15 @@ def _build(spec: TinySpec, out: Path) -> None:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         (tmp / "tiny_spec.json").write_text(
-            json.dumps({**asdict(spec), "version": VERSION, "cold_start_loss": losses}, indent=1)
+            json.dumps(
+                {
+                    **asdict(spec),
+                    "version": VERSION,
+                    "copy_loss": copy_losses,
+                    "cold_start_loss": losses,
+                },
+                indent=1,
+            )
         )
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)

@@ -27,9 +27,9 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
-from vlmgrpo import data, models, runs, synthetic
+from vlmgrpo import data, models, runs
 from vlmgrpo.evaluate import evaluate, summarize
-from vlmgrpo.presets import Preset, apply_settings, check_preset, get_preset
+from vlmgrpo.presets import TASKS, Preset, apply_settings, check_preset, get_preset
 from vlmgrpo.rewards import accuracy_reward, format_reward
 from vlmgrpo.utils import UsageError, distributed_state, progress_bars, seed_everything
 
@@ -137,11 +137,21 @@ def build_trainer(
         callbacks=[LogFinalStep(), *log, *(callbacks or [])],
     )
     trainer.remove_callback(PrinterCallback)  # it would print every log dict
+    for callback in callbacks or []:
+        if hasattr(callback, "watch"):  # a live view of the trainer (`plots.TrainingPanel`)
+            callback.watch(trainer)
     return trainer
 
 
 def evaluate_shared(
-    model, processor, dataset, preset: Preset, progress: bool = True, desc: str = "evaluate"
+    model,
+    processor,
+    dataset,
+    preset: Preset,
+    progress: bool = True,
+    desc: str = "evaluate",
+    prefixes: list[str] | None = None,
+    targets: list[str] | None = None,
 ) -> dict:
     """`evaluate` with `dataset` split between the processes; each gets the whole result.
 
@@ -157,23 +167,33 @@ def evaluate_shared(
             preset.eval_batch_size,
             progress and state.is_main_process,
             desc,
+            [prefixes[i] for i in mine] if prefixes else None,
+            [targets[i] for i in mine] if targets else None,
         )
     # Shards are contiguous and gathered in process order: the records keep the dataset's.
     return summarize(gather_object(part["records"]))
 
 
-def _agreement(dataset: str | None, before: dict, after: dict) -> dict:
-    """On the colour task: how often the answer names the hue the model's own think names."""
-    if dataset is not None:
+def task_measures(
+    model, processor, test_set, preset: Preset, scores: dict, when: str, progress: bool = True
+) -> dict:
+    """The synthetic task's measures of the reasoning, named for `when` ("before"/"after").
+
+    On the colour task the agreement of answer and think (`agreement_before`); on the price
+    task right thinks, answers after a planted think and with none (`vlmgrpo.prices`).
+    `scores` are `evaluate_shared`'s. Every process must call it.
+    """
+    if not scores["records"]:  # nothing was evaluated (eval_rows=0)
         return {}
-    return {
-        f"agreement_{when}": (
-            synthetic.agreement([r["completion"] for r in part["records"]])
-            if part["records"]
-            else None  # nothing was evaluated (eval_rows=0)
+
+    def score(prefixes, targets, desc):
+        desc = f"{desc} ({when})"
+        return evaluate_shared(
+            model, processor, test_set, preset, progress, desc, prefixes, targets
         )
-        for when, part in (("before", before), ("after", after))
-    }
+
+    found = TASKS[preset.task].measures(score, test_set, scores)
+    return {f"{name}_{when}": value for name, value in found.items()}
 
 
 # The scores of a run that evaluates nothing (eval_rows=0): eval.json says so with nulls.
@@ -181,14 +201,28 @@ NOT_EVALUATED = {"accuracy": None, "format": None, "n": 0, "records": []}
 
 
 def _scores_before(
-    model, processor, test_set, preset: Preset, output_dir: Path, resume: bool, progress: bool
+    model,
+    processor,
+    test_set,
+    preset: Preset,
+    output_dir: Path,
+    resume: bool,
+    progress: bool,
+    synthetic: bool,
 ) -> dict:
-    """The base model's scores: a resumed run's stored ones, else evaluated and stored."""
+    """The base model's scores: a resumed run's stored ones, else evaluated and stored.
+
+    On a `synthetic` task they hold the task's measures of the base model ("measures").
+    """
     if len(test_set) == 0:
         return NOT_EVALUATED
     if resume and (stored := runs.read_eval_before(output_dir, len(test_set), preset)):
         return stored
     scores = evaluate_shared(model, processor, test_set, preset, progress, "evaluate before")
+    if synthetic:
+        scores["measures"] = task_measures(
+            model, processor, test_set, preset, scores, "before", progress
+        )
     if distributed_state().is_main_process:
         runs.write_eval_before(output_dir, scores, preset)
     return scores
@@ -205,6 +239,7 @@ def run(
     seed: int = 42,
     progress: bool = True,
     trust_remote_code: bool = False,
+    callbacks: list[TrainerCallback] | None = None,
     **settings,
 ) -> dict:
     """Train with GRPO + LoRA and write the run folder; returns what eval.json holds.
@@ -213,7 +248,8 @@ def run(
     keep the preset's values. Under `accelerate launch` every process trains and evaluates a
     share of the test split; only the main process writes the folder, and every process
     returns the same result. With `progress` False nothing draws a progress bar or prints a
-    log line (data preparation, weight loading, evaluation and training alike).
+    log line (data preparation, weight loading, evaluation and training alike). `callbacks`
+    are more Trainer callbacks, such as `vlmgrpo.plots.TrainingPanel` in a notebook.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     preset = apply_settings(preset, **settings)
@@ -252,15 +288,19 @@ def run(
         # On the device it will train on: evaluating a GPU run's model on the CPU takes hours.
         base.to(state.device)
         test_set = data.first_rows(test_set, preset.eval_rows)
-        before = _scores_before(base, processor, test_set, preset, output_dir, resume, progress)
-        trainer = build_trainer(preset, base, processor, train_set, output_dir, seed, progress)
+        before = _scores_before(
+            base, processor, test_set, preset, output_dir, resume, progress, dataset is None
+        )
+        trainer = build_trainer(
+            preset, base, processor, train_set, output_dir, seed, progress, callbacks
+        )
         checkpoint = runs.latest_checkpoint(output_dir) if resume else None
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         train_seconds = time.perf_counter() - start
         # The Trainer saves from the main process only (and gathers ZeRO-3 shards first).
         trainer.save_model(str(output_dir / "adapter"))
-        after = NOT_EVALUATED
+        after, measured = NOT_EVALUATED, {}
         if len(test_set):
             # With ZeRO-3 every process holds a shard: this gathers the weights to generate.
             wrapped, accelerator = trainer.model_wrapped, trainer.accelerator
@@ -268,19 +308,24 @@ def run(
                 after = evaluate_shared(
                     trained, processor, test_set, preset, progress, "evaluate after"
                 )
+                if dataset is None:
+                    measured = task_measures(
+                        trained, processor, test_set, preset, after, "after", progress
+                    )
         result = {
             "accuracy_before": before["accuracy"],
             "accuracy_after": after["accuracy"],
             "format_before": before["format"],
             "format_after": after["format"],
-            **_agreement(dataset, before, after),
+            **before.get("measures", {}),
+            **measured,
             "train_seconds": round(train_seconds, 1),
             "steps": trainer.state.global_step,
             "n_eval": after["n"],
             "num_processes": trainer.accelerator.num_processes,
             "preset": preset.name,
             "model": model or "tiny",
-            "dataset": dataset or "synthetic-colour",
+            "dataset": dataset or TASKS[preset.task].NAME,
             "seed": seed,
             "dtype": dtype,
             "config": runs.preset_settings(preset),
