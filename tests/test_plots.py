@@ -1,4 +1,5 @@
-"""Figures: importing the package chooses no matplotlib backend (notebooks keep theirs)."""
+"""Figures: importing the package chooses no matplotlib backend (notebooks keep theirs); the
+live training panel."""
 
 from __future__ import annotations
 
@@ -44,3 +45,51 @@ def test_plot_answers_gives_each_image_a_row_and_each_model_a_column():
     colours = {t.get_text(): t.get_color() for ax in axes for t in ax.texts}
     assert colours["answer: red  (right)"] == "tab:green"
     plt.close(fig)
+
+
+def test_training_panel_draws_the_rewards_and_the_latest_group():
+    from collections import defaultdict, deque
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from vlmgrpo import plots, prices
+
+    image = Image.new("RGB", (84, 84), "red")
+    question = prices.problem({"red": 7, "blue": 4})
+    prompt = [
+        {"role": "system", "content": [{"type": "text", "text": "instructions"}]},
+        {"role": "user", "content": [{"type": "image", "image": image},
+                                     {"type": "text", "text": question}]},
+    ]  # fmt: skip
+    texts = [prices.completion("red", 7), prices.completion("blue", 4)] * 2
+    rewards = defaultdict(deque, {"format_reward": deque([1.0] * 4),
+                                  "accuracy_reward": deque([1.0, 0.0] * 2)})  # fmt: skip
+    logs = {
+        "images": deque([[image]] * 4),
+        "prompt": deque([prompt] * 4),
+        "completion": deque([[{"role": "assistant", "content": t}] for t in texts]),
+        "rewards": rewards,
+    }
+    panel = plots.TrainingPanel(every=2, width=30)
+    panel.watch(SimpleNamespace(_logs=logs, num_generations=2))
+    state = SimpleNamespace(global_step=1, max_steps=4)
+    for step in (1, 2):
+        state.global_step = step
+        panel.on_log(None, state, None, logs={"loss": 0.0, "reward": 1.5 + step / 10})
+    assert panel.history["step"] == [1, 2] and panel.history["reward"] == [1.6, 1.7]
+    assert panel.handle is None  # outside a Jupyter kernel nothing is displayed
+    fig = panel.figure(2, 4)
+    curves, picture, text = fig.get_axes()
+    assert [line.get_label() for line in curves.get_lines()] == ["format", "accuracy", "total"]
+    assert picture.get_images()  # the group's image
+    assert "Prices: red 7, blue 4." in text.get_title(loc="left")  # the user's turn only
+    lines = text.texts
+    assert len(lines) == 2  # one group: num_generations completions
+    assert lines[0].get_text().startswith("2.0  …") and lines[0].get_text().endswith(
+        "<answer> 7</answer>"
+    )  # cut from the front: the answer shows
+    assert [t.get_color() for t in lines] == ["tab:green", "tab:red"]
+    # Summary logs (train_loss, no loss) add nothing.
+    panel.on_log(None, state, None, logs={"train_loss": 0.1})
+    assert len(panel.history["step"]) == 2

@@ -1,13 +1,16 @@
-"""Figures of a run, drawn from its metrics.csv."""
+"""Figures of a run, drawn from its metrics.csv, and a live panel of a run in a notebook."""
 
 from __future__ import annotations
 
 import csv
+import io
 import textwrap
 from pathlib import Path
 
 # No backend is chosen here: a notebook keeps its inline figures, and the CLI picks Agg itself.
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from transformers import TrainerCallback
 
 from vlmgrpo.rewards import extract_answer
 
@@ -132,3 +135,116 @@ def plot_answers(
     fig.set_dpi(dpi)
     fig.tight_layout(h_pad=0.6)
     return fig
+
+
+def _text(message) -> str:
+    """The text of a prompt's or completion's messages (TRL keeps conversations as lists)."""
+    if isinstance(message, str):
+        return message
+    parts = []
+    for turn in message:
+        content = turn["content"]
+        if isinstance(content, str):
+            parts.append(content)
+        else:
+            parts += [part["text"] for part in content if part.get("type") == "text"]
+    return " ".join(p for p in parts if p)
+
+
+class TrainingPanel(TrainerCallback):
+    """A GRPO run watched live in a notebook: its reward curves and one group it just sampled.
+
+    Every `every` steps (and at the last) one figure is redrawn in place: the mean rewards per
+    step so far, and the first group of the latest batch (its image, its question, each
+    completion with its total reward, green where the answer is right, red where wrong). The
+    last frame stays in the notebook as a figure. Outside a Jupyter kernel it draws nothing,
+    so the command line and scripts are unchanged. Pass it to
+    `vlmgrpo.train.run(..., callbacks=[TrainingPanel()])`.
+    """
+
+    def __init__(self, every: int = 5, width: int = 70, dpi: int = 80):
+        self.every, self.width, self.dpi = every, width, dpi
+        self.trainer = None
+        self.history: dict[str, list[float]] = {}
+        self.handle = None
+
+    def watch(self, trainer) -> None:
+        """The trainer whose sampled groups to show (`vlmgrpo.train.build_trainer` calls it)."""
+        self.trainer = trainer
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:  # the final summary log has train_loss instead
+            return
+        self.history.setdefault("step", []).append(state.global_step)
+        for column in REWARD_COLUMNS:
+            self.history.setdefault(column, []).append(logs.get(column, float("nan")))
+        last = state.global_step >= state.max_steps
+        if state.global_step % self.every == 0 or last or len(self.history["step"]) == 1:
+            self.draw(state.global_step, state.max_steps)
+
+    def group(self) -> dict | None:
+        """The first group of the trainer's latest batch: image, question, completions, rewards."""
+        logs = getattr(self.trainer, "_logs", None)  # TRL 1.16 keeps the latest batch there
+        if not logs or not logs["completion"]:
+            return None
+        size = self.trainer.num_generations
+        rewards = [sum(values) for values in zip(*logs["rewards"].values(), strict=True)]
+        accuracy = list(logs["rewards"].get("accuracy_reward", rewards))
+        images = list(logs["images"])[:1] if logs["images"] else []
+        return {
+            "image": images[0][0] if images and images[0] else None,
+            "question": _text(list(logs["prompt"])[0][-1:]),  # the user's turn
+            "completions": [_text(c) for c in list(logs["completion"])[:size]],
+            "rewards": rewards[:size],
+            "right": [value == 1 for value in accuracy[:size]],
+        }
+
+    def figure(self, step: int, max_steps: int):
+        """The panel's figure now (not drawn by pyplot, so a notebook shows it only once)."""
+        fig = Figure(figsize=(13, 3.6), dpi=self.dpi)
+        grid = fig.add_gridspec(1, 3, width_ratios=[3.2, 1.0, 6.0])
+        curves = fig.add_subplot(grid[0])
+        for column, label in REWARD_COLUMNS.items():
+            curves.plot(self.history["step"], self.history[column], label=label)
+        curves.set(xlim=(0, max(max_steps, 1)), ylim=(-0.05, 2.05), xlabel="step")
+        curves.set_title(f"mean reward, step {step}/{max_steps}", fontsize=11, loc="left")
+        curves.legend(fontsize=9, loc="lower right")
+        picture, text = fig.add_subplot(grid[1]), fig.add_subplot(grid[2])
+        picture.axis("off")
+        text.axis("off")
+        group = self.group()
+        if group is not None:
+            if group["image"] is not None:
+                picture.imshow(group["image"])
+            question = textwrap.shorten(group["question"], self.width + 20, placeholder=" …")
+            text.set_title(f"one sampled group: {question}", fontsize=10, loc="left")
+            rows = len(group["completions"])
+            for row, (completion, reward, right) in enumerate(
+                zip(group["completions"], group["rewards"], group["right"], strict=True)
+            ):
+                shown = " ".join(completion.split())
+                if len(shown) > self.width:  # the end holds the answer: cut the start
+                    shown = "…" + shown[-self.width + 1 :]
+                text.text(
+                    0, 1 - (row + 0.5) / rows, f"{reward:.1f}  {shown}",
+                    transform=text.transAxes, va="center", fontsize=10, family="monospace",
+                    color="tab:green" if right else "tab:red",
+                )  # fmt: skip
+        fig.tight_layout()
+        return fig
+
+    def draw(self, step: int, max_steps: int) -> None:
+        """Redraw the panel in the notebook's output, in place."""
+        try:
+            from IPython import get_ipython
+            from IPython.display import Image, display
+        except ImportError:
+            return
+        if getattr(get_ipython(), "kernel", None) is None:
+            return
+        png = io.BytesIO()  # a PNG of its own: shown whatever matplotlib backend is active
+        self.figure(step, max_steps).savefig(png, format="png")
+        if self.handle is None:
+            self.handle = display(Image(data=png.getvalue()), display_id=True)
+        else:
+            self.handle.update(Image(data=png.getvalue()))
