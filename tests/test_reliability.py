@@ -80,6 +80,7 @@ def test_model_loading_trusts_remote_code_only_when_asked(tmp_path, monkeypatch)
     monkeypatch.setattr(models.AutoModelForImageTextToText, "from_pretrained", recorder(None))
     monkeypatch.setattr(models.AutoProcessor, "from_pretrained", recorder(processor))
     preset = presets.PRESETS["tiny"]
+    (tmp_path / "config.json").write_text("{}")  # a saved model's folder, as far as the check sees
     models.load_model(str(tmp_path), preset)
     assert calls == [False, False]  # model and processor
     models.load_model(str(tmp_path), preset, trust_remote_code=True)
