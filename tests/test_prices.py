@@ -55,6 +55,20 @@ def test_think_right_needs_the_right_hue_and_its_listed_price():
     assert prices.think_right(thinks, [problem] * 4, ["7"] * 4) == 0.25
 
 
+def test_the_cold_starts_slip_is_read_hop_by_hop():
+    problem = prices.problem({"blue": 4, "red": 7, "green": 1, "yellow": 9, "orange": 2})
+    slip = prices.completion("orange", 2)  # red is the shape: hop 1 slipped, hop 2 right
+    assert prices.think_offset(slip, problem, "7") == 1
+    assert prices.think_offset(prices.completion("red", 7), problem, "7") == 0
+    assert prices.think_offset(prices.completion("purple", 3), problem, "7") == 5
+    assert prices.think_offset("<think></think><answer> 7</answer>", problem, "7") == "none"
+    assert prices.lookup_right(slip, problem)
+    assert not prices.lookup_right(prices.completion("orange", 7), problem)  # a wrong lookup
+    assert prices.repeats_think(slip)
+    assert not prices.repeats_think("<think>I look up ...: orange 2.</think><answer> 7</answer>")
+    assert not prices.repeats_think("<think></think><answer> 7</answer>")
+
+
 def test_planted_thinks_claim_the_opposite_hue_with_its_price():
     rows = prices.make_dataset(30, seed=2)
     thinks, targets = prices.planted(rows["problem"], rows["solution"])

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from transformers import TrainerCallback
 
-from vlmgrpo.rewards import extract_answer
+from vlmgrpo.rewards import extract_answer, gold_answer
 
 REWARD_COLUMNS = {
     "rewards/format_reward/mean": "format",
@@ -93,35 +93,46 @@ def _think_and_answer(completion: str, width: int, lines: int) -> tuple[str, str
 
 
 def plot_answers(
-    images: list, models: dict[str, list[dict]], dpi: int = 80, width: int = 40, lines: int = 3
+    images: list,
+    models: dict[str, list[dict]],
+    dpi: int = 80,
+    width: int = 40,
+    lines: int = 3,
+    captions: list[str] | None = None,
 ):
     """One image per row; beside it, each model's reasoning and answer, marked right or wrong.
 
     `models` maps a label ("base model", "after RL") to the evaluation records of the same
     images, in order. Long reasoning is wrapped and cut to `lines` lines, so that a real
-    model's page of thought fits a row as well as the tiny model's one sentence.
+    model's page of thought fits a row as well as the tiny model's one sentence. `captions`,
+    one per image, go in a column beside the images (the price list of each question, say).
     """
     row_height = 0.35 + 0.22 * (lines + 1)
+    extra = 1 if captions else 0
     fig, axes = plt.subplots(
         len(images),
-        1 + len(models),
-        figsize=(1.4 + 4.8 * len(models), row_height * len(images) + 0.4),
-        gridspec_kw={"width_ratios": [1.0, *[3.6] * len(models)]},
+        1 + extra + len(models),
+        figsize=(1.4 + 2.4 * extra + 4.8 * len(models), row_height * len(images) + 0.4),
+        gridspec_kw={"width_ratios": [1.0, *[2.0] * extra, *[3.6] * len(models)]},
         squeeze=False,
     )
     for ax in axes.flat:
         ax.axis("off")
-    for column, label in enumerate(models, start=1):
+    for column, label in enumerate(models, start=1 + extra):
         axes[0, column].set_title(label, loc="left", fontsize=13, fontweight="bold")
     for row, image in enumerate(images):
         axes[row, 0].imshow(image)
-        for column, records in enumerate(models.values(), start=1):
+        if captions:
+            caption = "\n".join(textwrap.wrap(captions[row], 22)[: lines + 1])
+            axes[row, 1].text(0, 0.5, caption, transform=axes[row, 1].transAxes, va="center",
+                              fontsize=11)  # fmt: skip
+        for column, records in enumerate(models.values(), start=1 + extra):
             record = records[row]
             think, answer = _think_and_answer(record["completion"], width, lines)
             right = record["accuracy"] == 1.0
             ax = axes[row, column]
             ax.text(0, 0.95, think, transform=ax.transAxes, va="top", fontsize=12)
-            verdict = "right" if right else f"wrong, gold {record['solution']}"
+            verdict = "right" if right else f"wrong, gold {gold_answer(record['solution'])}"
             ax.text(
                 0,
                 0.02,

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datasets import Dataset
 
 from vlmgrpo import synthetic
+from vlmgrpo.rewards import extract_answer
 
 NAME = "synthetic-prices"  # how run.json and eval.json name the task's dataset
 PRICES = range(1, 10)
@@ -84,6 +85,28 @@ def think_right(completions: list[str], problems: list[str], solutions: list[str
         for text, prob, sol in zip(completions, problems, solutions, strict=True)
     )
     return right / max(1, len(completions))
+
+
+def think_offset(text: str, problem_text: str, solution: str) -> int | str:
+    """Where the think's hue sits round the colour wheel from the shape's: 0 is right, 1 the
+    annotator's slip (the next hue); "none" when the think names no entry of the list."""
+    found = read_think(text)
+    if found is None:
+        return "none"
+    gold = gold_hue(problem_text, solution)
+    return (synthetic.NAMES.index(found[0]) - synthetic.NAMES.index(gold)) % len(synthetic.NAMES)
+
+
+def lookup_right(text: str, problem_text: str) -> bool:
+    """Whether the think's price is the one the list gives the think's own hue (hop 2)."""
+    found = read_think(text)
+    return found is not None and read_table(problem_text).get(found[0]) == found[1]
+
+
+def repeats_think(text: str) -> bool:
+    """Whether the answer is the price the think ends on."""
+    found = read_think(text)
+    return found is not None and extract_answer(text) == str(found[1])
 
 
 def planted(problems: list[str], solutions: list[str]) -> tuple[list[str], list[str]]:

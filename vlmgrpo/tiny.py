@@ -269,8 +269,8 @@ def _copy_batch(
     return ids, labels
 
 
-def pretrain_copying(model, processor, spec: TinySpec, progress: bool = True) -> list[float]:
-    """Teach the model to copy in context (induction heads); returns the loss per step.
+def pretrain_copying(model, processor, spec: TinySpec, progress: bool = True) -> list[list[float]]:
+    """Teach the model to copy in context (induction heads); returns each phase's losses.
 
     Two phases, each until the loss has stayed low (mean of 20 steps under 1 nat) for
     `copy_settle` steps, or its step limit: repeated random token sequences alone, where the
@@ -289,7 +289,7 @@ def pretrain_copying(model, processor, spec: TinySpec, progress: bool = True) ->
          spec.copy_context_lr, spec.copy_context_batch),
     )  # fmt: skip
     model.train()
-    losses: list[float] = []
+    phase_losses: list[list[float]] = []
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.copy_lr)
     bar = progress_bar(
         total=spec.copy_steps + spec.copy_context_steps, desc="copying", disable=not progress
@@ -299,6 +299,8 @@ def pretrain_copying(model, processor, spec: TinySpec, progress: bool = True) ->
             for group in optimizer.param_groups:
                 group["lr"] = lr
             low = 0  # steps since the 20-step mean loss fell under 1 nat
+            losses: list[float] = []
+            phase_losses.append(losses)
             for step in range(steps):
                 ids, labels = _copy_batch(rng, gen, vocab, prefix, size)
                 loss = model(input_ids=ids, labels=labels).loss
@@ -317,7 +319,7 @@ def pretrain_copying(model, processor, spec: TinySpec, progress: bool = True) ->
     finally:
         bar.close()
         model.eval()
-    return losses
+    return phase_losses
 
 
 def warm_up(model, processor, spec: TinySpec, progress: bool = True) -> list[float]:

@@ -114,9 +114,11 @@ def build_trainer(
     seed: int = 42,
     progress: bool = True,
     callbacks: list[TrainerCallback] | None = None,
+    reward_funcs: list | None = None,
 ) -> GRPOTrainer:
-    """TRL's GRPOTrainer with the preset's GRPOConfig, LoRA adapter and the two rewards.
+    """TRL's GRPOTrainer with the preset's GRPOConfig, LoRA adapter and rewards.
 
+    The rewards are the format and accuracy rewards unless `reward_funcs` says otherwise.
     The main process keeps `output_dir`/metrics.csv (every process sees every log) and, with
     `progress`, shows a progress bar with a short line per log.
     """
@@ -129,7 +131,7 @@ def build_trainer(
         log = []
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=[format_reward, accuracy_reward],
+        reward_funcs=reward_funcs or [format_reward, accuracy_reward],
         args=args,
         train_dataset=train_set,
         processing_class=processor,
@@ -240,6 +242,7 @@ def run(
     progress: bool = True,
     trust_remote_code: bool = False,
     callbacks: list[TrainerCallback] | None = None,
+    reward_funcs: list | None = None,
     **settings,
 ) -> dict:
     """Train with GRPO + LoRA and write the run folder; returns what eval.json holds.
@@ -249,7 +252,9 @@ def run(
     share of the test split; only the main process writes the folder, and every process
     returns the same result. With `progress` False nothing draws a progress bar or prints a
     log line (data preparation, weight loading, evaluation and training alike). `callbacks`
-    are more Trainer callbacks, such as `vlmgrpo.plots.TrainingPanel` in a notebook.
+    are more Trainer callbacks, such as `vlmgrpo.plots.TrainingPanel` in a notebook;
+    `reward_funcs` replace the format and accuracy rewards (an experiment: the evaluation
+    still scores format and accuracy).
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     preset = apply_settings(preset, **settings)
@@ -292,7 +297,7 @@ def run(
             base, processor, test_set, preset, output_dir, resume, progress, dataset is None
         )
         trainer = build_trainer(
-            preset, base, processor, train_set, output_dir, seed, progress, callbacks
+            preset, base, processor, train_set, output_dir, seed, progress, callbacks, reward_funcs
         )
         checkpoint = runs.latest_checkpoint(output_dir) if resume else None
         start = time.perf_counter()
