@@ -5,7 +5,7 @@
 
 A run is seeded, but another CPU (vector width, kernels, threads) rounds differently and the
 run then takes another path; a claim that holds for one seed on one machine is an example.
-So each run behind a sentence or an assert in notebooks 04 and 05 and their solutions is
+So each run behind a sentence or an assert in notebooks 04, 05 and 06 and their solutions is
 repeated here with other seeds (which also draw other training and held-out images), and
 the script prints, for each measured quantity, its value on every seed and the range. The
 notebooks quote these ranges and assert only what every seed clears with a margin.
@@ -18,7 +18,10 @@ Groups (minutes on 2 CPU cores, per seed):
   runs of its exercises (epsilon 10, ``num_iterations=4``, GSPO's ratio with the token-level
   epsilon 0.2) (~4);
 * ``beta0``: notebook 05's exercise 4, the tiny preset without the KL anchor, and where
-  its reasoning's hue moved round the wheel (~3).
+  its reasoning's hue moved round the wheel (~3);
+* ``reasoning``: notebook 06's run (the tiny-reasoning preset, 80 steps) with its measures of
+  the reasoning, and its exercises: a right think planted before RL, where the cold start's
+  thinks point, the format reward alone, no KL anchor (~8).
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ import peft
 from datasets import Dataset, Features, Value
 from datasets import Image as ImageFeature
 
-from vlmgrpo import data, models, plots, presets, synthetic, train
+from vlmgrpo import data, models, plots, presets, prices, synthetic, train
 from vlmgrpo.evaluate import evaluate, intervene
+from vlmgrpo.rewards import format_reward
 from vlmgrpo.utils import quiet_notebook
 
 TINY = presets.PRESETS["tiny"]
+REASONING = presets.PRESETS["tiny-reasoning"]
+REWARD = "rewards/accuracy_reward/mean"
 # Notebook 04's lab setting, shared by its solutions.
 SHORT = replace(TINY, max_steps=30, batch_size=24, save_steps=30, n_test=60, num_iterations=2)
 LAB = {
@@ -185,7 +191,75 @@ def beta0_group(seed: int, root: Path) -> dict:
     return row
 
 
-GROUPS = {"default": default_group, "lab": lab_group, "beta0": beta0_group}
+def reasoning_group(seed: int, root: Path) -> dict:
+    measured = (
+        "accuracy_before",
+        "accuracy_after",
+        "think_right_before",
+        "think_right_after",
+        "accuracy_no_think_after",
+        "follow_before",
+        "follow_after",
+    )
+    out = root / f"reasoning-{seed}"
+    result = train.run(REASONING, output_dir=out, seed=seed, overwrite=True, progress=False)
+    row = {f"reasoning: {k}": result[k] for k in (*measured, "train_seconds")}
+    first, last = tenths(logged(plots.read_metrics(out / "metrics.csv"), REWARD))
+    row |= {"reasoning: reward first tenth": first, "reasoning: reward last tenth": last}
+    # Solutions/06, exercises 1 and 2, on the base model (the cold start).
+    base, processor = models.load_model(None, REASONING)
+    model = peft.PeftModel.from_pretrained(base, out / "adapter").eval()
+    _, test_set = data.load_data(REASONING, None, seed=seed)
+    n, bs = REASONING.eval_max_new_tokens, REASONING.eval_batch_size
+    right = [
+        f"<think>{prices.think(prices.gold_hue(p, s), int(s))}</think>"
+        for p, s in zip(test_set["problem"], test_set["solution"], strict=True)
+    ]
+    with model.disable_adapter():
+        planted_right = evaluate(model, processor, test_set, n, bs, False, prefixes=right)
+        plain = evaluate(model, processor, test_set, n, bs, progress=False)
+    row["reasoning: right think planted, before"] = planted_right["accuracy"]
+    # Exercise 2: the right hue with the price of the hue across the wheel, after RL.
+    _, wrong = prices.planted(test_set["problem"], test_set["solution"])
+    misread = [
+        f"<think>{prices.think(prices.gold_hue(p, s), int(w))}</think>"
+        for p, s, w in zip(test_set["problem"], test_set["solution"], wrong, strict=True)
+    ]
+    copied = evaluate(model, processor, test_set, n, bs, False, prefixes=misread, targets=wrong)
+    row["reasoning: wrong price planted, after: follow"] = copied["accuracy"]
+    texts = [r["completion"] for r in plain["records"]]
+    problems, solutions = test_set["problem"], test_set["solution"]
+    offsets = Counter(map(prices.think_offset, texts, problems, solutions))
+    for key in (0, 1, 5, "none"):
+        row[f"reasoning: think offset {key}, before"] = offsets[key] / plain["n"]
+    row["reasoning: think's lookup right, before"] = mean(
+        map(prices.lookup_right, texts, problems)
+    )
+    row["reasoning: answer repeats think, before"] = mean(map(prices.repeats_think, texts))
+    # Exercise 3: the format reward alone; exercise 4: no KL anchor.
+    for name, preset, rewards in (
+        ("format only", REASONING, [format_reward]),
+        ("beta0", replace(REASONING, beta=0.0), None),
+    ):
+        out = root / f"reasoning-{name.replace(' ', '-')}-{seed}"
+        result = train.run(
+            preset,
+            output_dir=out,
+            seed=seed,
+            overwrite=True,
+            progress=False,
+            reward_funcs=rewards,
+        )
+        row |= {f"reasoning, {name}: {k}": result[k] for k in measured if k.endswith("after")}
+    return row
+
+
+GROUPS = {
+    "default": default_group,
+    "lab": lab_group,
+    "beta0": beta0_group,
+    "reasoning": reasoning_group,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
