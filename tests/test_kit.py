@@ -21,15 +21,16 @@ from vlmgrpo import kit, tiny
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def fake_kit(where: Path, model_name: str) -> Path:
-    """A kit folder with two small stand-in wheels and one model folder."""
+def fake_kit(where: Path, *model_names: str) -> Path:
+    """A kit folder with two small stand-in wheels and a model folder per name."""
     (where / "wheels").mkdir(parents=True)
     (where / "wheels" / "nvidia_cublas-1-py3-none-any.whl").write_bytes(b"x" * 3000)
     (where / "wheels" / "six-1-py3-none-any.whl").write_bytes(b"x" * 1000)
-    model = where / "models" / model_name
-    model.mkdir(parents=True)
-    (model / "config.json").write_text("{}")
-    (model / "model.safetensors").write_bytes(b"w" * 500)
+    for name in model_names:
+        model = where / "models" / name
+        model.mkdir(parents=True)
+        (model / "config.json").write_text("{}")
+        (model / "model.safetensors").write_bytes(b"w" * 500)
     return where
 
 
@@ -71,15 +72,17 @@ def test_another_python_needs_a_platform(tmp_path):
 
 def test_install_model_copies_into_the_cache_once(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VLMGRPO_CACHE", str(tmp_path / "cache"))
-    name = tiny.cache_dir().name
-    k = fake_kit(tmp_path / "kit", name)
-    (placed,) = kit.install_model(k)
-    assert placed == tiny.cache_dir() and (placed / "config.json").exists()
-    assert filecmp.cmp(placed / "model.safetensors", k / "models" / name / "model.safetensors")
+    folders = sorted(tiny.cache_dir(spec) for spec in tiny.SPECS.values())
+    k = fake_kit(tmp_path / "kit", *(folder.name for folder in folders))
+    placed = kit.install_model(k)
+    assert placed == folders and all((p / "config.json").exists() for p in placed)
+    for folder in placed:
+        shipped = k / "models" / folder.name / "model.safetensors"
+        assert filecmp.cmp(folder / "model.safetensors", shipped)
     assert "warning" not in capsys.readouterr().err
-    before = (placed / "config.json").stat().st_mtime_ns
+    before = [(p / "config.json").stat().st_mtime_ns for p in placed]
     kit.install_model(k)
-    assert (placed / "config.json").stat().st_mtime_ns == before
+    assert [(p / "config.json").stat().st_mtime_ns for p in placed] == before
     assert "already in" in capsys.readouterr().out
     assert not list((tmp_path / "cache").glob("*.partial"))
 
@@ -87,7 +90,9 @@ def test_install_model_copies_into_the_cache_once(tmp_path, monkeypatch, capsys)
 def test_install_model_warns_when_the_kit_is_from_another_version(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VLMGRPO_CACHE", str(tmp_path / "cache"))
     kit.install_model(fake_kit(tmp_path / "kit", "tiny-qwen2.5-vl-0000000000"))
-    assert "will build its own" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "will build its own" in err
+    assert "for the colour task" in err and "for the prices task" in err
 
 
 def test_a_kit_without_a_model_exits_2(tmp_path, monkeypatch, capsys):
@@ -100,12 +105,14 @@ def test_a_kit_without_a_model_exits_2(tmp_path, monkeypatch, capsys):
 
 
 def test_readme_says_what_is_in_the_kit_and_how_to_use_it(tmp_path):
-    k = fake_kit(tmp_path / "usb-kit", "tiny-qwen2.5-vl-abc")
+    k = fake_kit(tmp_path / "usb-kit", "tiny-qwen2.5-vl-abc", "tiny-qwen2.5-vl-def")
+    (k / "models" / "tiny-qwen2.5-vl-def" / "tiny_spec.json").write_text('{"task": "prices"}')
     (k / kit.BUNDLE).write_bytes(b"b" * 2000)
     (k / "html").mkdir()
     text = kit.readme(k, "win_amd64", "3.11", "1234abc")
     assert "2 wheels, 4.0 kB" in text and "of which 3.0 kB are torch's CUDA build" in text
     assert "models/tiny-qwen2.5-vl-abc/  502 B" in text
+    assert "models/tiny-qwen2.5-vl-def/  520 B" in text and "notebook 06" in text
     assert "git clone usb-kit/vlm-grpo.bundle vlm-grpo" in text
     assert "make setup KIT=../usb-kit" in text
     assert "--no-index --find-links ../usb-kit/wheels" in text
@@ -171,7 +178,8 @@ def test_a_fresh_clone_installs_and_trains_from_the_kit_with_no_network():
             k = work / "kit"
             built = subprocess.run(["make", "kit", f"KIT_DIR={k}"], cwd=ROOT, capture_output=True)
             assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-        (model,) = (k / "models").iterdir()
+        shipped = sorted((k / "models").iterdir())
+        names = [model.name for model in shipped]
         subprocess.run(["git", "clone", "-q", str(k / kit.BUNDLE), str(clone)], check=True)
 
         # A laptop's environment: none of this machine's pip settings, no pip cache.
@@ -190,8 +198,8 @@ def test_a_fresh_clone_installs_and_trains_from_the_kit_with_no_network():
             text=True,
         )
         assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
-        assert [p.name for p in cache.iterdir()] == [model.name]
-        stamp = (cache / model.name / "config.json").stat().st_mtime_ns
+        assert sorted(p.name for p in cache.iterdir()) == names
+        stamps = [(cache / name / "config.json").stat().st_mtime_ns for name in names]
 
         start = time.monotonic()
         train = [".venv/bin/vlmgrpo", "train", "--max-steps", "2", "--quiet"]
@@ -201,12 +209,13 @@ def test_a_fresh_clone_installs_and_trains_from_the_kit_with_no_network():
         )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert json.loads((work / "run" / "eval.json").read_text())["steps"] == 2
-        # The kit's model was used as it is: no other folder, nothing rewritten.
-        assert [p.name for p in cache.iterdir()] == [model.name]
-        assert (cache / model.name / "config.json").stat().st_mtime_ns == stamp
-        common = [p.name for p in model.iterdir()]
-        _, mismatch, errors = filecmp.cmpfiles(model, cache / model.name, common, shallow=False)
-        assert not mismatch and not errors
+        # The kit's models were used as they are: no other folder, nothing rewritten.
+        assert sorted(p.name for p in cache.iterdir()) == names
+        assert [(cache / name / "config.json").stat().st_mtime_ns for name in names] == stamps
+        for model in shipped:
+            common = [p.name for p in model.iterdir()]
+            _, mismatch, errors = filecmp.cmpfiles(model, cache / model.name, common, False)
+            assert not mismatch and not errors
         print(f"offline 2-step run: {time.monotonic() - start:.0f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)

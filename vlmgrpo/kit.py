@@ -23,6 +23,7 @@ wheel by wheel (``--no-deps``), and checked complete by resolving it again from 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -157,15 +158,32 @@ def download_wheels(
     return dest
 
 
-def add_model(models: Path) -> Path:
-    """Build (or find cached) the tiny model and copy its folder into `models`."""
-    from vlmgrpo.tiny import make_tiny
+def add_model(models: Path) -> list[Path]:
+    """Build (or find cached) every tiny model, one per task, and copy them into `models`."""
+    from vlmgrpo.tiny import SPECS, make_tiny
 
-    src = make_tiny()
-    out = models / src.name
     shutil.rmtree(models, ignore_errors=True)
-    shutil.copytree(src, out)
-    return out
+    copied = []
+    for spec in SPECS.values():
+        src = make_tiny(spec)
+        shutil.copytree(src, models / src.name)
+        copied.append(models / src.name)
+    return copied
+
+
+# What each tiny model is for, by its task (tiny_spec.json's "task"), in the kit's README.txt.
+MODEL_USES = {
+    "colour": "the colour task (notebooks 01-05, the default)",
+    "prices": "the price task (notebook 06, --preset tiny-reasoning)",
+}
+
+
+def _model_use(folder: Path) -> str:
+    try:
+        task = json.loads((folder / "tiny_spec.json").read_text())["task"]
+    except (OSError, ValueError, KeyError):
+        return "a tiny Qwen2.5-VL"
+    return MODEL_USES.get(task, f"the {task} task")
 
 
 def add_bundle(path: Path, root: Path) -> str | None:
@@ -212,8 +230,8 @@ def readme(kit: Path, platform: str, python_version: str, commit: str | None) ->
             " which runs on a CPU too"
         )
     for m in sorted(p for p in (kit / "models").iterdir() if p.is_dir()):
-        contents.append(f"  models/{m.name}/  {human(folder_bytes(m))}: the tiny Qwen2.5-VL after")
-        contents.append("           its cold start, the folder `vlmgrpo make-tiny` caches")
+        contents.append(f"  models/{m.name}/  {human(folder_bytes(m))}: a tiny Qwen2.5-VL after")
+        contents.append(f"           its cold start, for {_model_use(m)}")
     if commit:
         size = human((kit / BUNDLE).stat().st_size)
         contents.append(f"  {BUNDLE}  {size}: the repository at commit {commit}")
@@ -256,8 +274,9 @@ Without make (Windows: .venv\\Scripts\\python instead of .venv/bin/python)
   .venv/bin/jupyter lab notebooks/
 
 install-model copies models/ into the course's cache ($VLMGRPO_CACHE, else
-~/.cache/vlmgrpo), where the notebooks and `vlmgrpo train` find the tiny model
-instead of building it. The teacher's guide is WORKSHOP.md in the repository.
+~/.cache/vlmgrpo), where the notebooks and `vlmgrpo train` find the tiny models
+instead of building them (`vlmgrpo make-tiny` builds the same folders). The
+teacher's guide is WORKSHOP.md in the repository.
 """
 
 
@@ -271,7 +290,7 @@ def build(
     root = checkout_root()
     kit = kit.resolve()
     kit.mkdir(parents=True, exist_ok=True)
-    model = add_model(kit / "models")
+    copied = add_model(kit / "models")
     download_wheels(kit / "wheels", root, platform, python_version, pip_args)
     commit = add_bundle(kit / BUNDLE, root)
     add_html(kit / "html", root)
@@ -280,12 +299,13 @@ def build(
     (kit / "README.txt").write_text(readme(kit, where, python_version or here, commit))
     print(f"{kit}: {human(folder_bytes(kit))}")
     print(f"  wheels: {human(folder_bytes(kit / 'wheels'))}")
-    print(f"  model:  {human(folder_bytes(model))} ({model.name})")
+    for model in copied:
+        print(f"  model:  {human(folder_bytes(model))} ({model.name}, {_model_use(model)})")
 
 
 def install_model(kit: Path, cache: Path | None = None) -> list[Path]:
     """Copy the kit's model folders into the cache (those not there yet); returns them."""
-    from vlmgrpo.tiny import cache_dir, cache_root
+    from vlmgrpo.tiny import SPECS, cache_dir, cache_root
 
     cache = cache if cache is not None else cache_root()
     models = kit / "models"
@@ -305,14 +325,15 @@ def install_model(kit: Path, cache: Path | None = None) -> list[Path]:
         else:
             print(f"{src.name}: already in {cache}")
         placed.append(dst)
-    wanted = cache_dir().name
-    if wanted not in {p.name for p in found}:
-        print(
-            f"warning: this checkout's tiny model is {wanted}, which the kit lacks (it was built "
-            "from another version of vlmgrpo/tiny.py); the course will build its own, about a "
-            "minute per laptop",
-            file=sys.stderr,
-        )
+    for task, spec in SPECS.items():
+        wanted = cache_dir(spec).name
+        if wanted not in {p.name for p in found}:
+            print(
+                f"warning: this checkout's tiny model for the {task} task is {wanted}, which the "
+                "kit lacks (it was built from another version of vlmgrpo/tiny.py); the course "
+                "will build its own, one or two minutes per laptop",
+                file=sys.stderr,
+            )
     return placed
 
 
