@@ -47,6 +47,44 @@ def test_plot_answers_gives_each_image_a_row_and_each_model_a_column():
     plt.close(fig)
 
 
+def test_a_sampled_control_byte_is_drawn_as_a_question_mark_without_a_warning():
+    import warnings
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from vlmgrpo import plots
+
+    record = {"completion": "<think>I see\x1a red.</think><answer>r\x1aed</answer>",
+              "accuracy": 0.0, "solution": "red"}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of a glyph missing from the font
+        fig = plots.plot_answers([Image.new("RGB", (84, 84), "red")], {"m": [record]})
+        fig.canvas.draw()
+    texts = [t.get_text() for ax in fig.get_axes() for t in ax.texts]
+    assert "I see? red." in texts and "answer: r?ed  (wrong, gold red)" in texts
+    plt.close(fig)
+
+
+def test_plot_answers_puts_captions_beside_the_images_keeping_their_line_breaks():
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from vlmgrpo import plots
+
+    images = [Image.new("RGB", (84, 84), "red")] * 2
+    record = {"completion": "<think>red 7.</think><answer> 7</answer>", "accuracy": 1.0,
+              "solution": "7"}  # fmt: skip
+    captions = ["Prices: red 7,\nblue 4, green 1", "Prices: " + "purple 9, " * 6]
+    fig = plots.plot_answers(images, {"tuned": [record] * 2}, captions=captions, lines=2)
+    axes = fig.get_axes()
+    assert len(axes) == 6  # 2 rows x (image + caption + 1 model)
+    shown = [t.get_text() for ax in axes[1::3] for t in ax.texts]
+    assert shown[0] == "Prices: red 7,\nblue 4, green 1"
+    assert shown[1].count("\n") == 2  # wrapped at 22 characters, cut to lines + 1
+    plt.close(fig)
+
+
 def test_training_panel_draws_the_rewards_and_the_latest_group():
     from collections import defaultdict, deque
     from types import SimpleNamespace

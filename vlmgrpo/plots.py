@@ -83,13 +83,18 @@ def plot_metrics(
     return fig
 
 
+def _printable(text: str) -> str:
+    """`text` on one line, each character no font can draw (a sampled control byte) as "?"."""
+    return "".join(ch if ch.isprintable() else "?" for ch in " ".join(text.split()))
+
+
 def _think_and_answer(completion: str, width: int, lines: int) -> tuple[str, str]:
     """The completion's reasoning wrapped to `lines` lines of `width`, and its answer."""
     think = completion.split("<think>")[-1].split("</think>")[0].strip() or "(no reasoning)"
-    wrapped = textwrap.wrap(" ".join(think.split()), width) or [""]
+    wrapped = textwrap.wrap(_printable(think), width) or [""]
     if len(wrapped) > lines:
         wrapped = [*wrapped[: lines - 1], wrapped[lines - 1][: width - 1] + "…"]
-    return "\n".join(wrapped), extract_answer(completion) or "(no answer)"
+    return "\n".join(wrapped), _printable(extract_answer(completion) or "(no answer)")
 
 
 def plot_answers(
@@ -105,7 +110,8 @@ def plot_answers(
     `models` maps a label ("base model", "after RL") to the evaluation records of the same
     images, in order. Long reasoning is wrapped and cut to `lines` lines, so that a real
     model's page of thought fits a row as well as the tiny model's one sentence. `captions`,
-    one per image, go in a column beside the images (the price list of each question, say).
+    one per image, go in a column beside the images (the price list of each question, say),
+    wrapped at 22 characters and at their own line breaks.
     """
     row_height = 0.35 + 0.22 * (lines + 1)
     extra = 1 if captions else 0
@@ -123,7 +129,8 @@ def plot_answers(
     for row, image in enumerate(images):
         axes[row, 0].imshow(image)
         if captions:
-            caption = "\n".join(textwrap.wrap(captions[row], 22)[: lines + 1])
+            parts = captions[row].split("\n")  # its own line breaks are kept
+            caption = "\n".join([w for p in parts for w in textwrap.wrap(p, 22)][: lines + 1])
             axes[row, 1].text(0, 0.5, caption, transform=axes[row, 1].transAxes, va="center",
                               fontsize=11)  # fmt: skip
         for column, records in enumerate(models.values(), start=1 + extra):
@@ -227,13 +234,15 @@ class TrainingPanel(TrainerCallback):
         if group is not None:
             if group["image"] is not None:
                 picture.imshow(group["image"])
-            question = textwrap.shorten(group["question"], self.width + 20, placeholder=" …")
+            question = textwrap.shorten(
+                _printable(group["question"]), self.width + 20, placeholder=" …"
+            )
             text.set_title(f"one sampled group: {question}", fontsize=10, loc="left")
             rows = len(group["completions"])
             for row, (completion, reward, right) in enumerate(
                 zip(group["completions"], group["rewards"], group["right"], strict=True)
             ):
-                shown = " ".join(completion.split())
+                shown = _printable(completion)
                 if len(shown) > self.width:  # the end holds the answer: cut the start
                     shown = "…" + shown[-self.width + 1 :]
                 text.text(
