@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import random
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,22 +106,49 @@ class _TextBar(std.tqdm):
     A widget bar is stored with the text of its first frame ("0%| | 0/3"), which is what a
     notebook viewer without the widget's state shows; this bar's stored output is its last
     frame. Lines written with `write` print below it.
+
+    Its redraws are spaced out as it ages: at most one a second, and at most one per
+    `SHARE`-th of the time since it started, so that a bar of any length sends a few hundred
+    updates at most (about SHARE * (1 + ln(t / SHARE s)) in t seconds); the last frame is
+    always drawn. A client that reads a cell's outputs only once the cell has run (nbval,
+    nbclient) finds them queued, and ZeroMQ drops what its queues cannot hold, the cell's
+    closing status among it: thousands of updates in one cell make such a client wait for
+    an end it never sees.
     """
+
+    MIN_INTERVAL = 1.0  # seconds between redraws, at least
+    SHARE = 50
 
     def __init__(self, *args, **kwargs):
         self._handle = None
+        self._started = time.monotonic()
+        self._drawn_at: float | None = None
+        self._closing = False
         kwargs["file"] = io.StringIO()  # the terminal rendering goes nowhere
         kwargs.setdefault("ascii", False)  # block characters, as tqdm draws on a terminal
+        kwargs.setdefault("mininterval", self.MIN_INTERVAL)
         super().__init__(*args, **kwargs)
         if not self.disable:
             from IPython.display import display
 
             self._handle = display({"text/plain": str(self)}, raw=True, display_id=True)
+            self._drawn_at = time.monotonic()
 
     def display(self, msg=None, pos=None):
-        if self._handle is not None:
-            self._handle.update({"text/plain": str(self)}, raw=True)
+        if self._handle is None:
+            return True
+        now = time.monotonic()
+        if not self._closing and self._drawn_at is not None:
+            spacing = max(self.MIN_INTERVAL, (now - self._started) / self.SHARE)
+            if now - self._drawn_at < spacing:
+                return True
+        self._drawn_at = now
+        self._handle.update({"text/plain": str(self)}, raw=True)
         return True
+
+    def close(self):
+        self._closing = True  # tqdm draws the final frame from here
+        super().close()
 
 
 # Set inside `progress_bars(False)`: every `progress_bar` is then drawn disabled.
