@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.reward_peers import DIFFERENCES, PEER_CASES
 from vlmgrpo.rewards import (
     accuracy_reward,
     answers_match,
@@ -14,6 +15,7 @@ from vlmgrpo.rewards import (
     extract_answer,
     format_reward,
     gold_answer,
+    number_from_words,
 )
 
 GOOD = "<think>2 + 1 = 3</think><answer>3</answer>"
@@ -318,3 +320,49 @@ def test_batch_of_everything_bad_is_bounded_and_spares_the_good() -> None:
     assert_rewards(fmt)
     assert accuracy == [1.0] + [0.0] * (len(batch) - 2) + [1.0]
     assert fmt[0] == fmt[-1] == 1.0
+
+
+def _peer_reward(case) -> float | None:
+    if case.kind == "accuracy":
+        return accuracy_reward([case.completion], [case.solution])[0]
+    return format_reward([case.completion])[0]
+
+
+@pytest.mark.parametrize("case", PEER_CASES, ids=lambda case: case.source.split("::", 1)[1])
+def test_the_rewards_agree_with_trl_and_open_r1_tests_but_where_listed(case):
+    expected = DIFFERENCES[case.source][0] if case.source in DIFFERENCES else case.peer_expected
+    assert _peer_reward(case) == expected, (case, DIFFERENCES.get(case.source))
+
+
+def test_every_listed_difference_is_a_peer_case_that_differs():
+    sources = [case.source for case in PEER_CASES]
+    assert len(sources) == len(set(sources))
+    peer = {case.source: case.peer_expected for case in PEER_CASES}
+    for source, (ours, why) in DIFFERENCES.items():
+        assert source in peer, source
+        assert ours != peer[source] and why, source
+    agreeing = len(PEER_CASES) - len(DIFFERENCES)
+    assert agreeing >= 38 and len({s.split()[0] for s in sources}) == 2  # trl and open-r1
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("forty two", 42), ("Forty-two", 42), ("one hundred and five", 105), ("zero", 0),
+     ("three thousand two hundred", 3200), ("twelve", 12), ("two or three", None),
+     ("and one", None), ("hundred", None), ("the shape", None), ("", None)],
+)  # fmt: skip
+def test_number_from_words(text, number):
+    assert number_from_words(text) == number
+
+
+def test_an_answer_is_graded_by_its_one_box_whatever_surrounds_it():
+    def reward(answer: str, gold: str = "12") -> float:
+        return accuracy_reward([f"<think>t</think><answer>{answer}</answer>"], [gold])[0]
+
+    assert reward(r"The area is $\boxed{12}$ square units.") == 1.0
+    assert reward(r"So \boxed{\frac{24}{2}}, by the formula.") == 1.0  # nested braces
+    assert reward(r"So \boxed{13}, not 12.") == 0.0  # what is boxed is graded
+    assert reward(r"\boxed{12} or \boxed{13}") == 0.0  # two boxes: no one answer
+    assert reward(r"\boxed{12") == 0.0  # never closed
+    assert reward("The answer is twelve.") == 1.0
+    assert reward("12", gold="<think>t</think><answer>twelve</answer>") == 1.0

@@ -8,7 +8,14 @@ r"""The two GRPO rewards, usable as they are in TRL's `GRPOTrainer(reward_funcs=
 What counts as right (`vlmgrpo.reward_cases.REWARD_CASES` shows each rule on an example):
 
 - An answer may start with "The answer is", "Answer:" or "Option", sit in `$…$`, `**…**` or
-  `\boxed{}`, and end with a period; all of that is dropped.
+  `\boxed{}`, and end with a period; all of that is dropped. An answer that holds exactly
+  one `\boxed{…}` is graded by what is boxed, whatever words surround it (`So the area is
+  $\boxed{12}$ square units.` is 12), as instruction-tuned models write; two boxes are no
+  answer (`\boxed{2}` or `\boxed{3}` is compared whole, and is wrong).
+- A whole number written in words (`forty-two`, `one hundred and five`) is that number, on
+  either side: a gold "forty two" accepts `42`. TRL's `accuracy_reward` gives None there
+  (math-verify cannot parse such a gold), and TRL's trainer then scores the completion by its
+  other rewards alone: a right answer would earn no more than a wrong one.
 - Text compares case-insensitively with whitespace collapsed: `Paris` = `paris`, `(B)` = `B`.
 - Maths compares through math-verify, always parsed as LaTeX (math-verify reads a bare
   `2\sqrt{3}` as text and keeps only its leading 2): `\sqrt{12}` = `2\sqrt{3}`, `1+x^2` =
@@ -93,6 +100,13 @@ _NAMED_LHS = re.compile(
     r"(?:(?:m\s*)?(?:\\angle|∠)\s*(?:[A-Za-z]{1,3}|\d)|[A-Za-z]{2,4})\s*=(?!.*=)"
 )
 _COMMAND = re.compile(r"\\[A-Za-z]+")
+_BOXED = re.compile(r"\\boxed\s*\{")
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen"
+_UNITS += " fourteen fifteen sixteen seventeen eighteen nineteen"
+_NUMBER_WORDS = {word: value for value, word in enumerate(_UNITS.split())}
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_NUMBER_WORDS |= {word: 10 * value for value, word in enumerate(_TENS, start=2)}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6}
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 # An option label in a problem: `A.`, `A:`, `A)` or `(A)`, at the start, after whitespace or
@@ -158,6 +172,46 @@ def _balanced(text: str) -> bool:
         if depth < 0:
             return False
     return depth == 0
+
+
+def boxed_content(text: str) -> str | None:
+    """What the one `\\boxed{…}` in `text` holds, stripped; None for no box, or several."""
+    boxes = list(_BOXED.finditer(text))
+    if len(boxes) != 1:
+        return None
+    depth, start = 1, boxes[0].end()
+    for i in range(start, len(text)):
+        depth += (text[i] == "{") - (text[i] == "}")
+        if depth == 0:
+            return text[start:i].strip()
+    return None  # never closed
+
+
+def number_from_words(text: str) -> int | None:
+    """A whole number written in words (`forty-two`, `one hundred and five`), else None."""
+    words = text.lower().replace("-", " ").split()
+    if not words or not any(w in _NUMBER_WORDS or w in _SCALES for w in words):
+        return None
+    total = current = 0
+    for i, word in enumerate(words):
+        if word in _NUMBER_WORDS:
+            current += _NUMBER_WORDS[word]
+        elif word in _SCALES and i > 0:
+            scale = _SCALES[word]
+            if scale == 100:
+                current *= 100
+            else:
+                total, current = total + current * scale, 0
+        elif word != "and" or i == 0:
+            return None
+    return total + current
+
+
+def _in_digits(text: str) -> str:
+    """`text` with a number written in words replaced by its digits, else as it is."""
+    cleaned = _clean(text)
+    number = number_from_words(cleaned) if len(cleaned) < 100 else None
+    return text if number is None else str(number)
 
 
 def _depth(text: str) -> int:
@@ -243,7 +297,9 @@ def answers_match(pred: str, gold: str) -> bool:
     `\\boxed{}`), a lead-in ("The answer is") and a final period dropped, and a lone
     parenthesised option unwrapped: `(B)` matches `b`. Maths is parsed as LaTeX, without
     degree signs or a trailing unit: `\\sqrt{12}` matches `2\\sqrt{3}`, `60` matches `60°`.
+    A number in words is its digits: `forty-two` matches `42`.
     """
+    pred, gold = _in_digits(pred), _in_digits(gold)
     normalised = _normalise(pred)
     return normalised != "" and (normalised == _normalise(gold) or _math_match(pred, gold))
 
@@ -322,6 +378,12 @@ def _choice_is_right(pred: str, letter: str, choices: dict[str, str]) -> bool:
     return named == letter and (not value or answers_match(value, choices[letter]))
 
 
+def _graded_part(answer: str) -> str:
+    """What an answer is graded by: the content of its one `\\boxed{}`, else all of it."""
+    boxed = boxed_content(answer) if len(answer) <= _MAX_MATH_CHARS * 10 else None
+    return answer if boxed is None else boxed
+
+
 def accuracy_reward(
     completions: list, solution: list[str], problem: list[str] | None = None, **kwargs
 ) -> list[float | None]:
@@ -334,7 +396,7 @@ def accuracy_reward(
     options: dict[tuple[str, str | None], tuple[str | None, dict[str, str]]] = {}
     rewards: list[float | None] = []
     for completion, sol, prob in zip(completions, solution, problems, strict=True):
-        gold = gold_answer(sol)
+        gold = _graded_part(gold_answer(sol))
         if not gold:
             rewards.append(None)
             continue
@@ -344,6 +406,7 @@ def accuracy_reward(
             options[gold, prob] = (_gold_option(gold, choices), choices)
         letter, choices = options[gold, prob]
         pred = extract_answer(completion_text(completion))
+        pred = None if pred is None else _graded_part(pred)
         if pred is None:
             right = False
         elif letter is None:
