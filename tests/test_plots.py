@@ -131,3 +131,96 @@ def test_training_panel_draws_the_rewards_and_the_latest_group():
     # Summary logs (train_loss, no loss) add nothing.
     panel.on_log(None, state, None, logs={"train_loss": 0.1})
     assert len(panel.history["step"]) == 2
+
+
+# What real models write and the real dataset holds: dollars (paired and not), backslashes,
+# powers, subscripts, braces. Each would be parsed as mathtext if drawn as markup; a lone or
+# unbalanced `$` makes matplotlib raise mid-training.
+LATEX_TEXTS = (
+    r"The area is $\frac{1}{2} \cdot 6 \cdot 4 = 12$, so $S_{ABC}$ is \boxed{12}",
+    r"costs $5, not $6",
+    r"$x^2 + y_1 = \sqrt{3}$ and then $",
+    r"}{ \left( \frac{\pi}{3} \right) ^_ $$ \$ 50%",
+)
+
+
+def _drawn_texts(fig) -> list:
+    """Every text artist of a figure: axis titles and texts placed in axes."""
+    artists = []
+    for ax in fig.get_axes():
+        artists += list(ax.texts)
+        artists += [ax.title, ax._left_title, ax._right_title]
+    return [a for a in artists if a.get_text()]
+
+
+def _assert_literal(fig, wanted: list[str]) -> None:
+    """The figure renders, and every text holding data is drawn as written, no mathtext."""
+    fig.canvas.draw()  # mathtext would raise here on an unbalanced `$`
+    texts = _drawn_texts(fig)
+    for text in texts:
+        if any(mark in text.get_text() for mark in "$\\^_{}"):
+            assert text.get_parse_math() is False and text.get_usetex() is False, text
+    shown = "\n".join(t.get_text() for t in texts)
+    for piece in wanted:
+        assert piece in shown, (piece, shown)
+
+
+def test_text_from_a_model_or_a_dataset_is_drawn_literally_in_every_figure():
+    from collections import defaultdict, deque
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from vlmgrpo import plots
+
+    image = Image.new("RGB", (84, 84), "red")
+    completions = [f"<think>{t}</think><answer>{t[-12:]}</answer>" for t in LATEX_TEXTS]
+    records = [{"completion": c, "accuracy": float(i % 2), "solution": LATEX_TEXTS[i]}
+               for i, c in enumerate(completions)]  # fmt: skip
+    fig = plots.plot_answers([image] * 4, {"model": records}, captions=list(LATEX_TEXTS))
+    _assert_literal(fig, ["costs $5, not $6", "$x^2 + y_1 = \\sqrt{3}$ and then $"])
+    plt.close(fig)
+
+    fig = plots.plot_group(image, LATEX_TEXTS[0], completions, [2, 1, 0, 1], [True, False] * 2)
+    _assert_literal(fig, ["costs $5, not $6", "The area is $\\frac{1}{2}"])
+    plt.close(fig)
+
+    fig = plots.plot_images([image] * 4, list(LATEX_TEXTS))
+    _assert_literal(fig, list(LATEX_TEXTS[:3]))
+    plt.close(fig)
+
+    prompt = [{"role": "user", "content": [{"type": "image", "image": image},
+                                           {"type": "text", "text": LATEX_TEXTS[3]}]}]  # fmt: skip
+    logs = {
+        "images": deque([[image]] * 4),
+        "prompt": deque([prompt] * 4),
+        "completion": deque([[{"role": "assistant", "content": c}] for c in completions]),
+        "rewards": defaultdict(deque, {"accuracy_reward": deque([1.0, 0.0] * 2)}),
+    }
+    panel = plots.TrainingPanel(width=60)
+    panel.watch(SimpleNamespace(_logs=logs, num_generations=4))
+    panel.on_log(None, SimpleNamespace(global_step=1, max_steps=4), None, logs={"loss": 0.0})
+    fig = panel.figure(1, 4)
+    _assert_literal(fig, ["costs $5, not $6", "\\left( \\frac{\\pi}{3}"])
+
+
+def test_the_live_panel_redraws_at_most_max_draws_times_however_long_the_run():
+    from types import SimpleNamespace
+
+    from vlmgrpo import plots
+
+    panel = plots.TrainingPanel(every=5)
+    drawn = []
+    panel.draw = lambda step, max_steps: drawn.append(step)
+    state = SimpleNamespace(global_step=0, max_steps=5000)
+    for step in range(1, 5001):
+        state.global_step = step
+        panel.on_log(None, state, None, logs={"loss": 0.0})
+    assert len(drawn) <= plots.TrainingPanel.MAX_DRAWS + 2 and drawn[-1] == 5000
+    short = plots.TrainingPanel(every=5)
+    short.draw = lambda step, max_steps: drawn.append(step)
+    drawn.clear()
+    for step in range(1, 81):
+        short.on_log(None, SimpleNamespace(global_step=step, max_steps=80), None, {"loss": 0})
+    assert drawn == [1, *range(5, 81, 5)]  # the stored notebooks' 80 steps: every 5

@@ -1,4 +1,10 @@
-"""Figures of a run, drawn from its metrics.csv, and a live panel of a run in a notebook."""
+"""Figures of a run, drawn from its metrics.csv, and a live panel of a run in a notebook.
+
+Text that came from a model or a dataset (completions, problems, golds) is data, never
+markup: it is drawn with `LITERAL`, so that `$x^2$`, `\\frac{1}{2}` or an unbalanced `$` show
+as written instead of being parsed as mathtext (which raises on a stray `$` and silently
+renders a different string otherwise).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,10 @@ from matplotlib.figure import Figure
 from transformers import TrainerCallback
 
 from vlmgrpo.rewards import extract_answer, gold_answer
+
+# Keyword arguments of matplotlib's `text` and `set_title` that draw a string as it is: no
+# mathtext, and no LaTeX even where the user's matplotlibrc turns `text.usetex` on.
+LITERAL = {"parse_math": False, "usetex": False}
 
 REWARD_COLUMNS = {
     "rewards/format_reward/mean": "format",
@@ -132,13 +142,13 @@ def plot_answers(
             parts = captions[row].split("\n")  # its own line breaks are kept
             caption = "\n".join([w for p in parts for w in textwrap.wrap(p, 22)][: lines + 1])
             axes[row, 1].text(0, 0.5, caption, transform=axes[row, 1].transAxes, va="center",
-                              fontsize=11)  # fmt: skip
+                              fontsize=11, **LITERAL)  # fmt: skip
         for column, records in enumerate(models.values(), start=1 + extra):
             record = records[row]
             think, answer = _think_and_answer(record["completion"], width, lines)
             right = record["accuracy"] == 1.0
             ax = axes[row, column]
-            ax.text(0, 0.95, think, transform=ax.transAxes, va="top", fontsize=12)
+            ax.text(0, 0.95, think, transform=ax.transAxes, va="top", fontsize=12, **LITERAL)
             verdict = "right" if right else f"wrong, gold {gold_answer(record['solution'])}"
             ax.text(
                 0,
@@ -149,9 +159,57 @@ def plot_answers(
                 fontsize=12,
                 fontweight="bold",
                 color="tab:green" if right else "tab:red",
+                **LITERAL,
             )
     fig.set_dpi(dpi)
     fig.tight_layout(h_pad=0.6)
+    return fig
+
+
+def plot_images(images: list, titles: list[str], size: float = 1.5, fontsize: int = 9):
+    """A row of images, each under its title drawn as written (a dataset's gold, say)."""
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.4))
+    for ax, image, title in zip(list(getattr(axes, "flat", [axes])), images, titles, strict=True):
+        ax.imshow(image)
+        ax.axis("off")
+        ax.set_title(_printable(title), fontsize=fontsize, **LITERAL)
+    fig.tight_layout()
+    return fig
+
+
+def plot_group(
+    image,
+    problem: str,
+    completions: list[str],
+    rewards: list[float],
+    right: list[bool],
+    width: int = 46,
+):
+    """One sampled group: the image and its problem, then each completion's reward, reasoning
+    and answer, green where the answer is right, red where wrong.
+
+    A reasoning longer than `width` characters keeps its end, where its conclusion is; the
+    problem is shortened to fit above the image.
+    """
+    fig, (ax_img, ax_txt) = plt.subplots(
+        1, 2, figsize=(10, 0.6 + 0.33 * max(len(completions), 6)),
+        gridspec_kw={"width_ratios": [1, 4.2]},
+    )  # fmt: skip
+    ax_img.imshow(image)
+    title = textwrap.shorten(_printable(problem), 60, placeholder=" …")
+    ax_img.set_title("\n".join(textwrap.wrap(title, 26)), fontsize=10, **LITERAL)
+    ax_img.axis("off")
+    ax_txt.axis("off")
+    for i, (text, reward, ok) in enumerate(zip(completions, rewards, right, strict=True)):
+        think = _printable(text.split("<think>")[-1].split("</think>")[0])
+        think = think if len(think) <= width else "…" + think[-width + 1 :]
+        answer = _printable(extract_answer(text) or "(no answer)")
+        ax_txt.text(
+            0, 1 - i / len(completions), f"reward {reward:.0f}  {think:{width}s} -> {answer}",
+            fontsize=10, va="top", family="monospace",
+            color="green" if ok else "red", **LITERAL,
+        )  # fmt: skip
+    fig.tight_layout()
     return fig
 
 
@@ -172,13 +230,16 @@ def _text(message) -> str:
 class TrainingPanel(TrainerCallback):
     """A GRPO run watched live in a notebook: its reward curves and one group it just sampled.
 
-    Every `every` steps (and at the last) one figure is redrawn in place: the mean rewards per
+    Every `every` steps (and at the last; at most `MAX_DRAWS` times a run) one figure is
+    redrawn in place: the mean rewards per
     step so far, and the first group of the latest batch (its image, its question, each
     completion with its total reward, green where the answer is right, red where wrong). The
     last frame stays in the notebook as a figure. Outside a Jupyter kernel it draws nothing,
     so the command line and scripts are unchanged. Pass it to
     `vlmgrpo.train.run(..., callbacks=[TrainingPanel()])`.
     """
+
+    MAX_DRAWS = 50  # per run: a long run on a GPU redraws less often, not more
 
     def __init__(self, every: int = 5, width: int = 70, dpi: int = 80):
         self.every, self.width, self.dpi = every, width, dpi
@@ -197,7 +258,8 @@ class TrainingPanel(TrainerCallback):
         for column in REWARD_COLUMNS:
             self.history.setdefault(column, []).append(logs.get(column, float("nan")))
         last = state.global_step >= state.max_steps
-        if state.global_step % self.every == 0 or last or len(self.history["step"]) == 1:
+        every = max(self.every, -(-state.max_steps // self.MAX_DRAWS))
+        if state.global_step % every == 0 or last or len(self.history["step"]) == 1:
             self.draw(state.global_step, state.max_steps)
 
     def group(self) -> dict | None:
@@ -237,7 +299,7 @@ class TrainingPanel(TrainerCallback):
             question = textwrap.shorten(
                 _printable(group["question"]), self.width + 20, placeholder=" …"
             )
-            text.set_title(f"one sampled group: {question}", fontsize=10, loc="left")
+            text.set_title(f"one sampled group: {question}", fontsize=10, loc="left", **LITERAL)
             rows = len(group["completions"])
             for row, (completion, reward, right) in enumerate(
                 zip(group["completions"], group["rewards"], group["right"], strict=True)
@@ -248,7 +310,7 @@ class TrainingPanel(TrainerCallback):
                 text.text(
                     0, 1 - (row + 0.5) / rows, f"{reward:.1f}  {shown}",
                     transform=text.transAxes, va="center", fontsize=10, family="monospace",
-                    color="tab:green" if right else "tab:red",
+                    color="tab:green" if right else "tab:red", **LITERAL,
                 )  # fmt: skip
         fig.tight_layout()
         return fig
