@@ -87,6 +87,18 @@ def synthetic_at_cap(preset: presets.Preset, n: int, seed: int):
     return data.prepare_dataset(images, preset.max_pixels, token_side=token)
 
 
+def image_tokens(processor, row: dict) -> int:
+    """How many image tokens one training prompt's image becomes (after the pixel cap)."""
+    grid = processor.image_processor(images=[row["image"]], return_tensors="pt")
+    merge = processor.image_processor.merge_size
+    return int(grid["image_grid_thw"].prod(dim=-1).sum()) // merge**2
+
+
+def trainable(model) -> int:
+    """Parameters the optimizer updates (LoRA's), counted once each."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def peak_memory() -> str:
     """The main process's peak memory, as one labelled figure."""
     if torch.cuda.is_available():
@@ -109,19 +121,29 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="steps run before timing")
     parser.add_argument("--batch-size", type=int, help="completions per device and step")
     parser.add_argument("--num-generations", type=int, help="completions per prompt")
+    parser.add_argument("--max-completion-length", type=int, help="tokens per completion")
     parser.add_argument("--fraction", type=float, help="share of --dataset's rows used")
     parser.add_argument("--use-vllm", action="store_true", help="generate with vLLM")
+    parser.add_argument(
+        "--bf16-on-cpu",
+        action="store_true",
+        help="with no CUDA, load and train a half-precision preset in bf16 as a GPU would, "
+        "not float32: half the memory (a 3B model's step fits 24 GB)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")
 
     preset = presets.get_preset(args.preset)
+    if args.bf16_on_cpu and preset.half_precision and not torch.cuda.is_available():
+        models.compute_dtype = lambda preset: torch.bfloat16  # what a bf16 card computes in
     total = args.warmup + args.steps
     preset = presets.apply_settings(
         preset,
         batch_size=args.batch_size,
         num_generations=args.num_generations,
+        max_completion_length=args.max_completion_length,
         fraction=args.fraction,
         use_vllm=args.use_vllm or None,
         max_steps=total,
@@ -132,6 +154,7 @@ def main() -> None:
     presets.check_preset(preset, state.num_processes)
     prompts = total * preset.batch_size * state.num_processes * preset.grad_accum
     prompts //= preset.num_generations
+    start = time.perf_counter()
     with state.main_process_first():  # the main process builds or downloads, the rest read
         model_source = args.model or (random_model(preset) if args.random_weights else None)
         model_source = model_source or preset.model
@@ -142,6 +165,7 @@ def main() -> None:
         else:
             train_set = synthetic_at_cap(preset, max(64, prompts), args.seed)
         model, processor = models.load_model(model_source, preset, device=state.device)
+    ready = time.perf_counter() - start
 
     timer = StepTimer(args.warmup)
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,6 +182,9 @@ def main() -> None:
     weights = "random" if args.random_weights else "trained"
     print(f"preset: {preset.name} ({weights} weights, {model_source or preset.model or 'tiny'})")
     print(f"processes: {state.num_processes} on {device}")
+    print(f"model built or fetched, and loaded: {ready:.1f} s")
+    print(f"image tokens per prompt: {image_tokens(processor, train_set[0])}")
+    print(f"trainable parameters: {trainable(trainer.model):,}")
     print(f"steps timed: {len(timer.seconds)} after {args.warmup} warm-up")
     print(f"seconds per step: {seconds:.3f}")
     print(f"samples per second: {completions / seconds:.2f} ({completions} completions a step)")
