@@ -105,7 +105,8 @@ def test_tokenizer_keeps_qwens_special_token_ids():
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
 def test_presets_put_lora_on_the_language_model_only(name, meta_3b):
-    """vLLM cannot serve LoRA on the vision tower (which uses qkv, not q_proj/v_proj)."""
+    """The presets adapt what the model says, not how it sees: no LoRA in the vision tower
+    (whose attention is a fused qkv, not q_proj/v_proj)."""
     lora = train.lora_config(presets.PRESETS[name])
     assert models.vision_lora_targets(meta_3b, lora) == []
     adapted = [n for n, _ in meta_3b.named_modules() if check_target_module_exists(lora, n)]

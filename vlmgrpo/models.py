@@ -69,7 +69,7 @@ def warn_if_no_gpu(preset: Preset) -> None:
 
 
 def vision_lora_targets(model, lora: LoraConfig) -> list[str]:
-    """The vision-tower modules that `lora` would adapt (vLLM serves none)."""
+    """The vision-tower modules that `lora` would adapt (the presets adapt none)."""
     return [
         name
         for name, _ in model.named_modules()

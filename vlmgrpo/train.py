@@ -31,7 +31,7 @@ from vlmgrpo import data, models, runs
 from vlmgrpo.evaluate import evaluate, summarize
 from vlmgrpo.presets import TASKS, Preset, apply_settings, check_preset, get_preset
 from vlmgrpo.rewards import accuracy_reward, format_reward
-from vlmgrpo.utils import UsageError, distributed_state, progress_bars, seed_everything
+from vlmgrpo.utils import distributed_state, progress_bars, seed_everything
 
 # transformers 5.24 names it `activation_checkpointing` (`gradient_checkpointing` is a deprecated
 # alias there, a FutureWarning); 5.17, the vLLM profile's, knows only `gradient_checkpointing`.
@@ -280,11 +280,6 @@ def run(
             # Data first: its errors are the likelier ones, and cheaper to hit than a model load.
             train_set, test_set = data.load_data(preset, dataset, seed)
             base, processor = models.load_model(model, preset, trust_remote_code, state.device)
-        if preset.use_vllm and (vision := models.vision_lora_targets(base, lora_config(preset))):
-            raise UsageError(
-                f"--use-vllm cannot serve LoRA on the vision tower, and the preset's "
-                f"target_modules reach {vision[0]}; target language-model layers only"
-            )
         # Only now touch the folder: a run that fails to start leaves nothing behind.
         if state.is_main_process:
             runs.make_output(output_dir, overwrite)
