@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import latex_task
 from tests.fixtures import make_article_dataset
-from vlmgrpo import shapes, tiny
+from vlmgrpo import presets, shapes, tiny
 
 SLOW = os.environ.get("VLMGRPO_SLOW") == "1"
 slow = pytest.mark.skipif(not SLOW, reason="long run; set VLMGRPO_SLOW=1 (make test does)")
@@ -59,4 +60,31 @@ def article_file(tmp_path_factory) -> Path:
     """400 rows in the real schema: the GPU presets' 5 % slice is 20 rows, 4 held out."""
     path = tmp_path_factory.mktemp("article") / "article.parquet"
     make_article_dataset(400).to_parquet(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def latex_stand_ins(tmp_path_factory) -> dict[str, str]:
+    """A stand-in of each family cold-started to write LaTeX (`tests.latex_task`): {family: dir}.
+
+    What they sample holds `$`, `\\frac`, `^`, `_`, braces and stray dollars, as a real model's
+    answers on the real dataset do.
+    """
+    spec = replace(tiny.TinySpec(), task="latex", warmup_steps=40, warmup_batch=16)
+    folder = tmp_path_factory.mktemp("latex-stand-ins")
+    presets.TASKS["latex"] = latex_task
+    try:
+        return {
+            "qwen2.5-vl": str(tiny.make_tiny(spec, folder / "qwen2.5-vl")),
+            "qwen3-vl": str(shapes.tiny_qwen3vl(folder / "qwen3-vl", spec)),
+        }
+    finally:
+        del presets.TASKS["latex"]
+
+
+@pytest.fixture(scope="session")
+def latex_article_file(tmp_path_factory) -> Path:
+    """`article_file`'s rows with their problems in LaTeX, one unbalanced `$` in each."""
+    path = tmp_path_factory.mktemp("latex-article") / "article.parquet"
+    make_article_dataset(400, latex=True).to_parquet(str(path))
     return path

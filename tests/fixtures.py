@@ -53,25 +53,31 @@ def make_fixture_dataset(
     return datasets.Dataset.from_list(rows, features=FIXTURE_FEATURES)
 
 
-def make_article_dataset(n: int = 400) -> datasets.Dataset:
+def make_article_dataset(n: int = 400, latex: bool = False) -> datasets.Dataset:
     """`n` rows shaped like lmms-lab/multimodal-open-r1-8k-verified: mostly multiple choice.
 
     Three rows in four list `Choices:` with a letter as the gold answer, the rest ask for a
     number; solutions are `<think>...</think>\\n\\n<answer>...</answer>`, as in the real data.
+    With `latex`, each problem states its sizes in LaTeX, as many real ones do, and holds an
+    unbalanced dollar.
     """
     rows = []
     for i in range(n):
         a, b = i % 7 + 2, i % 5 + 3
+        sides = f"${a}$ by ${b}$ ($AB_{{1}} = \\frac{{{2 * a}}}{{2}}$, costs $5)" if latex else ""
         if i % 4:
             options = [a * b, a + b, a * b + 1, abs(a - b)]
             letter = "ABCD"[i % 4]
             options[i % 4], options[0] = options[0], options[i % 4]
             listed = "\n".join(f"{x}. {v}" for x, v in zip("ABCD", options, strict=True))
-            problem = f"As shown in the figure, the rectangle is {a} by {b}. Its area is ()\n"
+            problem = f"As shown in the figure, the rectangle is {sides or f'{a} by {b}'}. "
+            problem += "Its area is ()\n"
             problem += f"Choices:\n{listed}"
             answer, value = letter, a * b
         else:
-            problem = f"Based on the image, what is {a} times {b}?"
+            problem = f"Based on the image, what is {a} times {b}?" + (
+                f" {sides}" if latex else ""
+            )
             answer = value = a * b
         rows.append(
             {

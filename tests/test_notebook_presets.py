@@ -6,7 +6,9 @@ a real dataset, the asserts for other presets, 4-bit loading) nothing else execu
 each notebook runs as on a rented card, through its environment variables alone: the
 preset, a tiny model of the preset's family as VLMGRPO_MODEL (loaded in 4 bits for the QLoRA
 preset), a file in the real dataset's schema as VLMGRPO_DATASET, and a short run
-(VLMGRPO_MAX_STEPS, VLMGRPO_EVAL_ROWS). Copies execute in a temporary folder; the stored
+(VLMGRPO_MAX_STEPS, VLMGRPO_EVAL_ROWS). The stand-ins write LaTeX and the problems hold it,
+stray dollars included (`tests.latex_task`), as a real model's answers on the real dataset
+do: every figure that draws them must survive it. Copies execute in a temporary folder; the stored
 notebooks are left alone. Long (about a minute per preset), so VLMGRPO_SLOW=1 only.
 """
 
@@ -34,7 +36,6 @@ STEPS, EVAL_ROWS = 2, 2  # of the fixture's 4 held-out rows
 # Cells drawn on the colour task alone (04's loss-variant lab, 05's intervention on a think
 # that names a hue): under a real dataset they draw nothing, by design.
 COLOUR_TASK_ONLY = re.compile(r"^if (lab|task):", re.M)
-STAND_IN = {"qwen2.5-vl": "tiny_model_dir", "qwen3-vl": "tiny_qwen3vl_dir"}
 
 
 def execute(path: Path, folder: Path) -> nbformat.NotebookNode:
@@ -56,9 +57,12 @@ def execute(path: Path, folder: Path) -> nbformat.NotebookNode:
     "name",
     ["qwen2.5-vl-3b-24gb", pytest.param("qwen3-vl-4b-qlora", marks=needs_bitsandbytes)],
 )
-def test_notebooks_run_under_a_gpu_preset(name, article_file, tmp_path, monkeypatch, request):
+def test_notebooks_run_under_a_gpu_preset(
+    name, latex_stand_ins, latex_article_file, tmp_path, monkeypatch
+):
     preset = presets.get_preset(name)
-    stand_in = request.getfixturevalue(STAND_IN[preset.family])
+    stand_in = latex_stand_ins[preset.family]
+    article_file = latex_article_file
     cache = tmp_path / "cache"  # stays empty unless a notebook builds the tiny model
     settings = {
         "VLMGRPO_PRESET": name,
@@ -79,6 +83,9 @@ def test_notebooks_run_under_a_gpu_preset(name, article_file, tmp_path, monkeypa
         cells = [c for c in notebook.cells if c.cell_type == "code"]
         texts = [t for c in cells for o in c.outputs for t in output_texts(o)]
         assert not [t for t in texts if WARNINGS.search(t)], notebook_name
+        if notebook_name != "05_evaluation.ipynb":  # 01 and 04 print a sampled group
+            sampled = [line for t in texts for line in t.splitlines() if "</think>" in line]
+            assert any("$" in line and "\\" in line for line in sampled), notebook_name
         for cell in cells:
             drew = any("image/png" in o.get("data", {}) for o in cell.outputs)
             if DRAWS.search(source(cell)):
