@@ -34,12 +34,17 @@ prompt length                  ``max_prompt_length``        gone in TRL 1.16; im
 precision                      bf16                         bf16; fp16 on a GPU without
                                                             bf16 (a T4), fp32 on a CPU*
 epochs                         1                            1
-KL coefficient beta            not set (TRL's then: 0.04)   0.0: no KL term
-loss                           not set (TRL's then)         "dapo": token-level, no length bias
+KL coefficient beta            not set: TRL's default (1)   0.0: no KL term
+loss                           not set: TRL's default (1)   "dapo": token-level, no length bias
 reward scaling                 by the group's std           ``scale_rewards="group"``
 clip epsilon                   0.2                          0.2 (``epsilon_high`` = epsilon)
 sampling temperature           1.0                          1.0, top-p 1.0, no top-k
 =============================  ===========================  ==================================
+
+(1) The article's code pins no TRL version (``trl>=0.7.0``) and sets neither, so it ran with
+whatever TRL it installed; which one is not recorded. TRL's GRPO defaults changed under it:
+beta 0.04 until 2025-05-30, then 0.0 (TRL PR 3516); the loss the paper's per-completion mean
+until 2025-04-09, then "bnpo" (PR 3256), then "dapo" from 2025-08-22 (PR 3938).
 
 The Qwen3-VL presets beside their two sources (same dataset, split, rewards and TRL defaults
 as above; TRL's notebook rewards format and length, Kimi 1.5's length reward that also weighs
