@@ -207,13 +207,6 @@ def number_from_words(text: str) -> int | None:
     return total + current
 
 
-def _in_digits(text: str) -> str:
-    """`text` with a number written in words replaced by its digits, else as it is."""
-    cleaned = _clean(text)
-    number = number_from_words(cleaned) if len(cleaned) < 100 else None
-    return text if number is None else str(number)
-
-
 def _depth(text: str) -> int:
     depth = deepest = 0
     for char in text:
@@ -223,7 +216,10 @@ def _depth(text: str) -> int:
 
 
 def _clean(text: str) -> str:
-    """The answer without wrappers, lead-ins and a final period: `**Answer: $\\boxed{B}$.**`→B."""
+    """The answer without wrappers, lead-ins and a final period: `**Answer: $\\boxed{B}$.**`→B.
+
+    A whole number left in words comes out in digits: `The answer is forty-two.`→42.
+    """
     for _ in range(4):  # wrappers nest a few levels at most: `**$\boxed{B}$**`
         before = text
         text = text.strip().removeprefix("**").removesuffix("**").strip().strip("$").strip()
@@ -233,7 +229,8 @@ def _clean(text: str) -> str:
         text = text[_LEAD_IN.match(text).end() :].removesuffix(".").strip()
         if text == before:
             break
-    return text
+    number = number_from_words(text) if len(text) < 100 else None
+    return text if number is None else str(number)
 
 
 def _normalise(text: str) -> str:
@@ -299,7 +296,6 @@ def answers_match(pred: str, gold: str) -> bool:
     degree signs or a trailing unit: `\\sqrt{12}` matches `2\\sqrt{3}`, `60` matches `60°`.
     A number in words is its digits: `forty-two` matches `42`.
     """
-    pred, gold = _in_digits(pred), _in_digits(gold)
     normalised = _normalise(pred)
     return normalised != "" and (normalised == _normalise(gold) or _math_match(pred, gold))
 
