@@ -121,8 +121,7 @@ class _TextBar(std.tqdm):
 
     def __init__(self, *args, **kwargs):
         self._handle = None
-        self._started = time.monotonic()
-        self._drawn_at: float | None = None
+        self._started = self._drawn_at = time.monotonic()
         self._closing = False
         kwargs["file"] = io.StringIO()  # the terminal rendering goes nowhere
         kwargs.setdefault("ascii", False)  # block characters, as tqdm draws on a terminal
@@ -132,13 +131,12 @@ class _TextBar(std.tqdm):
             from IPython.display import display
 
             self._handle = display({"text/plain": str(self)}, raw=True, display_id=True)
-            self._drawn_at = time.monotonic()
 
     def display(self, msg=None, pos=None):
         if self._handle is None:
             return True
         now = time.monotonic()
-        if not self._closing and self._drawn_at is not None:
+        if not self._closing:
             spacing = max(self.MIN_INTERVAL, (now - self._started) / self.SHARE)
             if now - self._drawn_at < spacing:
                 return True
