@@ -98,13 +98,24 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in " ".join(text.split()))
 
 
+def _keep_end(text: str, width: int) -> str:
+    """`text` cut to `width` characters from the front, where a completion's end is kept."""
+    return text if len(text) <= width else "…" + text[-width + 1 :]
+
+
+def _split(completion: str) -> tuple[str, str]:
+    """A completion's reasoning ("" when none) and answer ("(no answer)"), each printable."""
+    think = completion.split("<think>")[-1].split("</think>")[0]
+    return _printable(think), _printable(extract_answer(completion) or "(no answer)")
+
+
 def _think_and_answer(completion: str, width: int, lines: int) -> tuple[str, str]:
     """The completion's reasoning wrapped to `lines` lines of `width`, and its answer."""
-    think = completion.split("<think>")[-1].split("</think>")[0].strip() or "(no reasoning)"
-    wrapped = textwrap.wrap(_printable(think), width) or [""]
+    think, answer = _split(completion)
+    wrapped = textwrap.wrap(think or "(no reasoning)", width) or [""]
     if len(wrapped) > lines:
         wrapped = [*wrapped[: lines - 1], wrapped[lines - 1][: width - 1] + "…"]
-    return "\n".join(wrapped), _printable(extract_answer(completion) or "(no answer)")
+    return "\n".join(wrapped), answer
 
 
 def plot_answers(
@@ -201,9 +212,8 @@ def plot_group(
     ax_img.axis("off")
     ax_txt.axis("off")
     for i, (text, reward, ok) in enumerate(zip(completions, rewards, right, strict=True)):
-        think = _printable(text.split("<think>")[-1].split("</think>")[0])
-        think = think if len(think) <= width else "…" + think[-width + 1 :]
-        answer = _printable(extract_answer(text) or "(no answer)")
+        think, answer = _split(text)
+        think = _keep_end(think, width)
         ax_txt.text(
             0, 1 - i / len(completions), f"reward {reward:.0f}  {think:{width}s} -> {answer}",
             fontsize=10, va="top", family="monospace",
@@ -304,9 +314,7 @@ class TrainingPanel(TrainerCallback):
             for row, (completion, reward, right) in enumerate(
                 zip(group["completions"], group["rewards"], group["right"], strict=True)
             ):
-                shown = _printable(completion)
-                if len(shown) > self.width:  # the end holds the answer: cut the start
-                    shown = "…" + shown[-self.width + 1 :]
+                shown = _keep_end(_printable(completion), self.width)  # the answer shows
                 text.text(
                     0, 1 - (row + 0.5) / rows, f"{reward:.1f}  {shown}",
                     transform=text.transAxes, va="center", fontsize=10, family="monospace",
