@@ -81,6 +81,29 @@ def test_planted_thinks_claim_the_opposite_hue_with_its_price():
         assert target == str(table[hue]) != solution
 
 
+def test_a_lying_think_tells_its_three_readings_apart():
+    problem = prices.problem(
+        {"red": 7, "orange": 2, "yellow": 5, "green": 1, "blue": 9, "purple": 4}
+    )
+    thinks, targets = prices.lying([problem], ["7"])  # the shape is red
+    # Across the wheel from red is green; two steps round is yellow, whose price the think gives.
+    assert thinks == [f"<think>{prices.think('green', 5)}</think>"]
+    assert targets == {
+        "the think's number": ["5"],
+        "the think's hue, looked up": ["1"],
+        "the image's hue, looked up": ["7"],
+    }
+    rows = prices.make_dataset(60, seed=5)
+    thinks, targets = prices.lying(rows["problem"], rows["solution"])
+    assert targets["the image's hue, looked up"] == rows["solution"]
+    for i, think in enumerate(thinks):
+        numbers = {targets[name][i] for name in prices.READINGS}
+        assert len(numbers) == 3, numbers  # every answer is one reading at most
+        hue, price = prices.read_think(think + "<answer></answer>")
+        assert hue == synthetic.opposite(prices.gold_hue(rows["problem"][i], rows["solution"][i]))
+        assert str(price) == targets["the think's number"][i]
+
+
 def test_the_dataset_is_seeded_in_the_real_schema():
     first, again = prices.make_dataset(12, seed=3), prices.make_dataset(12, seed=3)
     assert first.column_names == ["image", "problem", "solution"]

@@ -124,6 +124,34 @@ def planted(problems: list[str], solutions: list[str]) -> tuple[list[str], list[
     return thinks, targets
 
 
+# What a think that lies twice (`lying`) can make the answer give, in the order of the readings.
+READINGS = ("the think's number", "the think's hue, looked up", "the image's hue, looked up")
+
+
+def lying(problems: list[str], solutions: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Per question, a think that names the hue across the wheel with a third hue's price.
+
+    The think's hue is neither the shape's nor the annotator's slip; its number is the price
+    of the hue two steps round from the shape's, so it matches neither the think's hue nor the
+    shape's. Prices in a list all differ, so the three numbers an answer could give tell
+    apart the three ways of answering (`READINGS`): copy the think's number, look the think's
+    hue up in the list again, or look up the hue the image shows (the right answer).
+
+    Returns the thinks and, per reading, the number it predicts for each question.
+    """
+    thinks, targets = [], {name: [] for name in READINGS}
+    names = synthetic.NAMES
+    for prob, sol in zip(problems, solutions, strict=True):
+        table = read_table(prob)
+        gold = gold_hue(prob, sol)
+        hue = synthetic.opposite(gold)
+        third = names[(names.index(gold) + 2) % len(names)]
+        thinks.append(f"<think>{think(hue, table[third])}</think>")
+        for name, number in zip(READINGS, (table[third], table[hue], table[gold]), strict=True):
+            targets[name].append(str(number))
+    return thinks, targets
+
+
 def annotated(rng: random.Random, mislabel: float) -> tuple:
     """One cold-start example: (image, problem, the sloppy annotator's trace)."""
     hue = rng.choice(synthetic.NAMES)
