@@ -110,6 +110,35 @@ def test_metrics_csv_keeps_each_step_once_on_resume(tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.parametrize("lines", [True, False])
+def test_the_log_prints_step_lines_unless_a_panel_draws_the_steps(tmp_path, lines):
+    written = []
+    callback = runs.RunLog(tmp_path / "metrics.csv", progress=True, lines=lines)
+    state = SimpleNamespace(global_step=0, max_steps=20)
+    callback.on_train_begin(None, state, None)
+    callback.bar.write = written.append  # what the bar would print above itself
+    for step in range(1, 21):
+        state.global_step = step
+        callback.on_log(None, state, None, logs={"loss": 0.1, "rewards/a/mean": 0.5})
+    callback.on_train_end(None, state, None)
+    assert len(written) == (11 if lines else 0), written  # steps 1, 3, 5, ..., 19 and 20
+    assert len(list(csv.DictReader((tmp_path / "metrics.csv").open()))) == 20
+
+
+def test_a_live_panel_turns_the_step_lines_off(tiny_model_dir, tmp_path):
+    from vlmgrpo import plots
+
+    preset = replace(presets.get_preset("tiny"), model=tiny_model_dir, max_steps=1)
+    train_set, _ = data.load_data(preset, None, seed=0)
+    for callbacks, lines in (([], True), ([plots.TrainingPanel()], False)):
+        model, processor = models.load_model(tiny_model_dir, preset)
+        trainer = train.build_trainer(
+            preset, model, processor, train_set, tmp_path, progress=False, callbacks=callbacks
+        )
+        log = next(c for c in trainer.callback_handler.callbacks if isinstance(c, runs.RunLog))
+        assert log.lines is lines
+
+
 def test_cli_trains_a_local_model_on_a_local_dataset(tiny_model_dir, tmp_path):
     """The GPU path, offline: a saved model folder and a parquet file in the real schema."""
     data = tmp_path / "data.parquet"

@@ -194,12 +194,14 @@ class RunLog(TrainerCallback):
     stays readable on a terminal over ssh, under a progress bar: the bar shows the latest one,
     and about ten of them are kept above it, one per tenth of the run, so a notebook's output
     stays short. metrics.csv and TensorBoard keep every column. On resume, rows past the
-    checkpoint's step are dropped first, so each step appears once.
+    checkpoint's step are dropped first, so each step appears once. With `lines` False the bar
+    alone is shown: a live panel beside it (`plots.TrainingPanel`) already draws every step.
     """
 
-    def __init__(self, path: str | Path, progress: bool = False):
+    def __init__(self, path: str | Path, progress: bool = False, lines: bool = True):
         self.path = Path(path)
         self.progress = progress
+        self.lines = lines
         self.columns: list[str] | None = None
         self.bar = None
         self._tick = time.perf_counter()
@@ -239,7 +241,8 @@ class RunLog(TrainerCallback):
         if self.bar is not None:
             line = log_line(row, state.max_steps)
             self.bar.set_postfix_str(line.split(" | ", 1)[-1], refresh=False)
-            if state.global_step >= self._next_line or state.global_step >= state.max_steps:
+            due = state.global_step >= self._next_line or state.global_step >= state.max_steps
+            if self.lines and due:
                 self.bar.write(line)
                 self._next_line = state.global_step + max(1, state.max_steps // 10)
 

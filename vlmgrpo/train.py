@@ -126,7 +126,9 @@ def build_trainer(
     # Trainer's own bar prints every log dict (or a table in notebooks); `RunLog` has the bar
     # and a short line per log, so keep Trainer quiet.
     args.disable_tqdm = True
-    log = [runs.RunLog(Path(output_dir) / "metrics.csv", progress)]
+    # A live panel (plots.TrainingPanel, `shows_steps`) draws every step: the bar alone then.
+    panel = any(getattr(c, "shows_steps", False) for c in callbacks or [])
+    log = [runs.RunLog(Path(output_dir) / "metrics.csv", progress, lines=not panel)]
     if not distributed_state().is_main_process:
         log = []
     trainer = GRPOTrainer(
