@@ -84,8 +84,29 @@ def plot_metrics(
         for column in cols:
             ax.plot(m["step"], m[column], label=REWARD_COLUMNS.get(column, column))
         ax.set(title=title, xlabel="step")
-        if len(cols) > 1:
-            ax.legend(fontsize=7)
+        if len(cols) > 1:  # the rewards: room above the curves for the legend, off their ends
+            top = max((v for c in cols for v in m[c] if v == v), default=1.0)
+            ax.set_ylim(top=top + 0.35 * max(top, 1e-3))
+            ax.legend(
+                fontsize=8,
+                loc="upper center",
+                ncol=len(cols),
+                frameon=False,
+                handlelength=1.2,
+                columnspacing=1.0,
+            )
+        values = [v for c in cols for v in m[c] if v == v]  # v != v: NaN, not logged
+        if cols == ["clip_ratio/region_mean"] and values and not any(values):
+            ax.text(
+                0.5,
+                0.72,
+                "0 at every step: one pass per\nbatch, the ratio is 1 when\nthe loss is computed",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="0.35",
+            )
     fig.tight_layout()
     if out is not None:
         fig.savefig(out, dpi=dpi)
@@ -250,6 +271,7 @@ class TrainingPanel(TrainerCallback):
     """
 
     MAX_DRAWS = 50  # per run: a long run on a GPU redraws less often, not more
+    shows_steps = True  # the run's log then prints no step lines beside it (vlmgrpo.runs)
 
     def __init__(self, every: int = 5, width: int = 70, dpi: int = 80):
         self.every, self.width, self.dpi = every, width, dpi
@@ -291,8 +313,8 @@ class TrainingPanel(TrainerCallback):
 
     def figure(self, step: int, max_steps: int):
         """The panel's figure now (not drawn by pyplot, so a notebook shows it only once)."""
-        fig = Figure(figsize=(13, 3.6), dpi=self.dpi)
-        grid = fig.add_gridspec(1, 3, width_ratios=[3.2, 1.0, 6.0])
+        fig = Figure(figsize=(12, 3.6), dpi=self.dpi)
+        grid = fig.add_gridspec(1, 3, width_ratios=[3.2, 1.0, 5.0])
         curves = fig.add_subplot(grid[0])
         for column, label in REWARD_COLUMNS.items():
             curves.plot(self.history["step"], self.history[column], label=label)
@@ -306,10 +328,9 @@ class TrainingPanel(TrainerCallback):
         if group is not None:
             if group["image"] is not None:
                 picture.imshow(group["image"])
-            question = textwrap.shorten(
-                _printable(group["question"]), self.width + 20, placeholder=" …"
-            )
-            text.set_title(f"one sampled group: {question}", fontsize=10, loc="left", **LITERAL)
+            title = f"one sampled group: {_printable(group['question'])}"  # in two lines at most
+            title = textwrap.fill(textwrap.shorten(title, 180, placeholder=" …"), 90)
+            text.set_title(title, fontsize=10, loc="left", **LITERAL)
             rows = len(group["completions"])
             for row, (completion, reward, right) in enumerate(
                 zip(group["completions"], group["rewards"], group["right"], strict=True)
