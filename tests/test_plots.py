@@ -224,3 +224,26 @@ def test_the_live_panel_redraws_at_most_max_draws_times_however_long_the_run():
     for step in range(1, 81):
         short.on_log(None, SimpleNamespace(global_step=step, max_steps=80), None, {"loss": 0})
     assert drawn == [1, *range(5, 81, 5)]  # the stored notebooks' 80 steps: every 5
+
+
+def test_the_dashboard_says_why_a_clipped_fraction_is_flat(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from vlmgrpo import plots
+
+    def dashboard(clipped):
+        path = tmp_path / "metrics.csv"
+        rows = ["step,rewards/format_reward/mean,rewards/accuracy_reward/mean,reward,"
+                "clip_ratio/region_mean"]  # fmt: skip
+        rows += [f"{s},1.0,{s / 10},{1 + s / 10},{clipped(s)}" for s in range(1, 11)]
+        path.write_text("\n".join(rows) + "\n")
+        fig = plots.plot_metrics(path)
+        rewards, clip = fig.get_axes()[0], fig.get_axes()[1]
+        texts = [t.get_text() for t in clip.texts]
+        plt.close(fig)
+        return rewards, texts
+
+    rewards, texts = dashboard(lambda s: 0.0)
+    assert texts and texts[0].startswith("0 at every step")
+    assert rewards.get_ylim()[1] > 2.0 + 0.5  # headroom for the legend above the total's end
+    assert dashboard(lambda s: 0.01 * (s % 3))[1] == []  # a clip that moves needs no note
