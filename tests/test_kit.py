@@ -120,10 +120,56 @@ def test_readme_says_what_is_in_the_kit_and_how_to_use_it(tmp_path):
     assert "html/  the notebooks with their stored outputs" in text
 
 
+def fake_mathjax_tarball(where: Path) -> tuple[str, str]:
+    """An npm-style tarball with every part the kit keeps and one it drops: (url, integrity)."""
+    import base64
+    import hashlib
+    import tarfile
+
+    package = where / "package"
+    for part in (*kit.MATHJAX_PARTS, "unpacked/"):
+        path = package / part / "x.js" if part.endswith("/") else package / part
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"// {part}")
+    tgz = where / "mathjax.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(package, arcname="package")
+    digest = base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
+    return tgz.as_uri(), f"sha512-{digest}"
+
+
+def test_mathjax_is_checked_and_cut_to_what_the_pages_use(tmp_path):
+    url, integrity = fake_mathjax_tarball(tmp_path)
+    got = kit.fetch_mathjax(tmp_path / "mathjax", url, integrity)
+    assert (got / "MathJax.js").read_text() == "// MathJax.js"
+    assert (got / "jax/output/CommonHTML/x.js").exists()
+    assert not (got / "unpacked").exists()  # the rest of the package stays out of the kit
+    with pytest.raises(kit.KitError, match="does not match its sha512; download it again"):
+        kit.fetch_mathjax(tmp_path / "again", url, "sha512-" + "A" * 88)
+    with pytest.raises(kit.KitError, match="cannot download MathJax"):
+        kit.fetch_mathjax(tmp_path / "gone", (tmp_path / "missing.tgz").as_uri(), integrity)
+
+
 def test_notebooks_render_to_html_for_any_browser(tmp_path):
-    pages = kit.add_html(tmp_path / "html", ROOT)
+    url, integrity = fake_mathjax_tarball(tmp_path)
+    mathjax = kit.fetch_mathjax(tmp_path / "mathjax", url, integrity)
+    pages = kit.add_html(tmp_path / "html", ROOT, mathjax)
     assert [p.stem for p in pages] == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-    assert "Reinforcement learning" in pages[0].read_text()
+    page = pages[0].read_text()
+    assert "Reinforcement learning" in page
+    assert f'src="{kit.MATHJAX_URL}"' in page and "ajax/libs/mathjax" not in page  # no CDN
+    assert (tmp_path / "html" / "mathjax" / "MathJax.js").exists()  # beside the pages
+
+
+@pytest.mark.skipif(not os.environ.get("VLMGRPO_INSTALL"), reason="network: make test-install")
+def test_the_real_mathjax_holds_what_its_config_loads(tmp_path):
+    got = kit.fetch_mathjax(tmp_path / "mathjax")
+    assert "MathJax.Hub" in (got / "MathJax.js").read_text()
+    for needed in ("config/TeX-AMS_CHTML-full.js", "extensions/Safe.js",
+                   "jax/output/CommonHTML/fonts/TeX/fontdata.js",
+                   "fonts/HTML-CSS/TeX/woff/MathJax_Main-Regular.woff"):  # fmt: skip
+        assert (got / needed).is_file(), needed
+    assert kit.folder_bytes(got) < 8_000_000
 
 
 def test_sizes_read_like_pips():

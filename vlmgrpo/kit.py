@@ -6,7 +6,8 @@
                           versions, with the [dev] extra and the build backend (setuptools)
     kit/models/NAME/      the cold-started tiny model, the folder `vlmgrpo make-tiny` caches
     kit/vlm-grpo.bundle   the repository at its last commit (``git clone kit/vlm-grpo.bundle``)
-    kit/html/             the notebooks with their stored outputs, readable in any browser
+    kit/html/             the notebooks with their stored outputs, readable in any browser,
+                          with the MathJax they need in kit/html/mathjax/ (no CDN)
     kit/README.txt        what is in the kit and how to use it
 
 `make setup KIT=kit` installs from kit/wheels with ``pip install --no-index`` and then runs
@@ -23,6 +24,7 @@ wheel by wheel (``--no-deps``), and checked complete by resolving it again from 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -39,6 +41,25 @@ CONSTRAINTS = "constraints/default.txt"
 # installs them from the wheelhouse for the editable install.
 BUILD_REQUIREMENTS = ("setuptools>=64",)
 BUNDLE = "vlm-grpo.bundle"
+# nbconvert's pages load MathJax 2 from a CDN, and a room with no network then shows raw LaTeX.
+# The kit's pages load it from html/mathjax/: MathJax 2.7.9 from the npm registry, checked
+# against the registry's sha512, cut to what nbconvert's TeX-AMS_CHTML-full config uses.
+MATHJAX = (
+    "https://registry.npmjs.org/mathjax/-/mathjax-2.7.9.tgz",
+    "sha512-NOGEDTIM9+MrsqnjPEjVGNx4q0GQxqm61yQwSK+/5S59i26wId5IC5gNu9/bu8+CCVl5p9G2IHcAl/wJa+5+BQ==",
+)
+MATHJAX_PARTS = (
+    "LICENSE",
+    "MathJax.js",
+    "config/TeX-AMS_CHTML-full.js",
+    "extensions/",
+    "fonts/HTML-CSS/TeX/woff/",
+    "jax/element/",
+    "jax/input/",
+    "jax/output/CommonHTML/",
+    "localization/en/",
+)
+MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
 # torch and the packages of its CUDA build (Linux wheels from PyPI), by wheel file name.
 CUDA_SET = re.compile(r"(torch|triton|nvidia_\w+|cuda_\w+)-")
 
@@ -206,11 +227,48 @@ def add_bundle(path: Path, root: Path) -> str | None:
     return git("rev-parse", "--short", "HEAD")
 
 
-def add_html(dest: Path, root: Path) -> list[Path]:
-    """Render the notebooks, with their stored outputs, to HTML (no Python needed to read)."""
+def fetch_mathjax(dest: Path, url: str = MATHJAX[0], integrity: str = MATHJAX[1]) -> Path:
+    """MathJax's files that the kit's pages use, unpacked into `dest` from the npm tarball."""
+    import base64
+    import hashlib
+    import tarfile
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            blob = response.read()
+    except OSError as exc:
+        raise KitError(f"cannot download MathJax from {url} ({exc}); check the network") from None
+    algorithm, digest = integrity.split("-", 1)
+    if base64.b64encode(hashlib.new(algorithm, blob).digest()).decode() != digest:
+        raise KitError(f"MathJax from {url} does not match its {algorithm}; download it again")
+    shutil.rmtree(dest, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        tar.extractall(tmp, filter="data")
+        package = Path(tmp) / "package"
+        for part in MATHJAX_PARTS:
+            source, target = package / part, dest / part
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if part.endswith("/"):
+                shutil.copytree(source, target)
+            else:
+                shutil.copy2(source, target)
+    return dest
+
+
+def add_html(dest: Path, root: Path, mathjax: Path | None = None) -> list[Path]:
+    """Render the notebooks, with their stored outputs, to HTML (no Python needed to read).
+
+    With `mathjax` (a folder `fetch_mathjax` wrote), the pages load MathJax from a copy beside
+    them, html/mathjax/, instead of nbconvert's CDN, so the formulas render offline.
+    """
     shutil.rmtree(dest, ignore_errors=True)
     notebooks = sorted((root / "notebooks").glob("*.ipynb"))
-    _run([sys.executable, "-m", "nbconvert", "--to", "html", "--output-dir", dest, *notebooks])
+    local = [f"--HTMLExporter.mathjax_url={MATHJAX_URL}"] if mathjax else []
+    _run([sys.executable, "-m", "nbconvert", "--to", "html", *local, "--output-dir", dest,
+          *notebooks])  # fmt: skip
+    if mathjax:
+        shutil.copytree(mathjax, dest / "mathjax")
     return sorted(dest.glob("*.html"))
 
 
@@ -243,7 +301,7 @@ def readme(kit: Path, platform: str, python_version: str, commit: str | None) ->
             "  html/  the notebooks with their stored outputs, for any browser: the fallback for a"
         )
         contents.append(
-            "           laptop that cannot run them (formulas stay LaTeX source offline)"
+            "           laptop that cannot run them (formulas render offline: html/mathjax/)"
         )
     contents.append("  README.txt  this file")
     k = f"../{kit.name}"
@@ -293,7 +351,8 @@ def build(
     copied = add_model(kit / "models")
     download_wheels(kit / "wheels", root, platform, python_version, pip_args)
     commit = add_bundle(kit / BUNDLE, root)
-    add_html(kit / "html", root)
+    with tempfile.TemporaryDirectory() as tmp:
+        add_html(kit / "html", root, fetch_mathjax(Path(tmp) / "mathjax"))
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     where = platform or sysconfig.get_platform()
     (kit / "README.txt").write_text(readme(kit, where, python_version or here, commit))
