@@ -13,14 +13,26 @@ from tests import latex_task
 from tests.fixtures import make_article_dataset
 from vlmgrpo import presets, shapes, tiny
 
+# The tiers: a registered marker each (pyproject.toml), so `-m "not slow"` selects, and an
+# environment variable that runs them (the Makefile's targets set it).
 SLOW = os.environ.get("VLMGRPO_SLOW") == "1"
-slow = pytest.mark.skipif(not SLOW, reason="long run; set VLMGRPO_SLOW=1 (make test does)")
+_skip_slow = pytest.mark.skipif(not SLOW, reason="long run; set VLMGRPO_SLOW=1 (make test does)")
 # The install paths (resolver dry runs on PyPI, the offline workshop kit): network-bound
 # minutes that say nothing about the course's code, so a tier of their own.
 INSTALL = os.environ.get("VLMGRPO_INSTALL") == "1"
-install = pytest.mark.skipif(
+_skip_install = pytest.mark.skipif(
     not INSTALL, reason="install path; set VLMGRPO_INSTALL=1 (make test-install does)"
 )
+
+
+def slow(test):
+    """A long run: marked `slow`, and skipped unless VLMGRPO_SLOW=1."""
+    return pytest.mark.slow(_skip_slow(test))
+
+
+def install(test):
+    """An install path: marked `install`, and skipped unless VLMGRPO_INSTALL=1."""
+    return pytest.mark.install(_skip_install(test))
 # 4-bit runs need bitsandbytes, which the install brings on Linux and Windows, not macOS.
 needs_bitsandbytes = pytest.mark.skipif(
     importlib.util.find_spec("bitsandbytes") is None,

@@ -161,7 +161,7 @@ def test_notebooks_render_to_html_for_any_browser(tmp_path):
     assert (tmp_path / "html" / "mathjax" / "MathJax.js").exists()  # beside the pages
 
 
-@pytest.mark.skipif(not os.environ.get("VLMGRPO_INSTALL"), reason="network: make test-install")
+@install
 def test_the_real_mathjax_holds_what_its_config_loads(tmp_path):
     got = kit.fetch_mathjax(tmp_path / "mathjax")
     assert "MathJax.Hub" in (got / "MathJax.js").read_text()
