@@ -155,7 +155,16 @@ def plot_answers(
     one per image, go in a column beside the images (the price list of each question, say),
     wrapped at 22 characters and at their own line breaks.
     """
-    row_height = 0.35 + 0.22 * (lines + 1)
+    # Rows as tall as the longest reasoning shown needs, so a one-line think leaves no gap.
+    used = max(
+        (
+            _think_and_answer(r["completion"], width, lines)[0].count("\n") + 1
+            for records in models.values()
+            for r in records[: len(images)]
+        ),
+        default=1,
+    )
+    row_height = max(0.95, 0.3 + 0.42 * used)  # the think above the middle, the answer below
     extra = 1 if captions else 0
     fig, axes = plt.subplots(
         len(images),
@@ -180,14 +189,15 @@ def plot_answers(
             think, answer = _think_and_answer(record["completion"], width, lines)
             right = record["accuracy"] == 1.0
             ax = axes[row, column]
-            ax.text(0, 0.95, think, transform=ax.transAxes, va="top", fontsize=12, **LITERAL)
+            # The reasoning ends and the answer starts at the row's middle, beside the image.
+            ax.text(0, 0.54, think, transform=ax.transAxes, va="bottom", fontsize=12, **LITERAL)
             verdict = "right" if right else f"wrong, gold {gold_answer(record['solution'])}"
             ax.text(
                 0,
-                0.02,
+                0.46,
                 f"answer: {answer}  ({verdict})",
                 transform=ax.transAxes,
-                va="bottom",
+                va="top",
                 fontsize=12,
                 fontweight="bold",
                 color="tab:green" if right else "tab:red",
