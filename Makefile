@@ -18,7 +18,7 @@ KIT_PIP_ARGS ?=
 UV := uv==0.13.8
 
 .PHONY: setup demo test test-fast test-portable test-install test-vllm-profile lint lab kit \
-	gpu-check rehearse-shapes clean
+	gpu-check rehearse-shapes seed-spread clean
 
 $(STAMP): pyproject.toml constraints/default.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,19 @@ gpu-check: setup
 # tokens and trainable parameters per preset. Minutes per preset on a CPU; needs ~16 GB free.
 rehearse-shapes: setup
 	$(BIN)/python benchmarks/real_shapes.py
+
+# The ranges the course quotes: every run it describes, on seeds 42 to 46, then seed 42 under
+# test-portable's AVX2 settings (filed as GROUP-avx2), written to vlmgrpo/seed_spread.json
+# with the machine and the date (vlmgrpo.measured). About two hours on 2 CPU cores; run it
+# alone, as the run times are recorded too.
+SPREAD_VARIANTS := dapo "dapo eps10" "dapo iter4" gspo "gspo eps0.2"
+seed-spread: setup
+	$(BIN)/python benchmarks/seed_spread.py --json vlmgrpo/seed_spread.json \
+		--variants $(SPREAD_VARIANTS)
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+		OMP_NUM_THREADS=1 VLMGRPO_CACHE=$(PORTABLE_CACHE) $(BIN)/python \
+		benchmarks/seed_spread.py --seeds 42 --label avx2 --json vlmgrpo/seed_spread.json \
+		--variants $(SPREAD_VARIANTS)
 
 # uv resolves for another platform: pip evaluates environment markers for this machine only.
 kit: setup

@@ -1,27 +1,36 @@
 """Every claim the course makes about a training run, measured on several seeds (CPU).
 
-    python benchmarks/seed_spread.py                        # seeds 42 43 44, every group
-    python benchmarks/seed_spread.py --groups lab --seeds 42 43 44 45 --json spread.json
+    make seed-spread          # every group, seeds 42 to 46, into vlmgrpo/seed_spread.json
+    python benchmarks/seed_spread.py --groups default --seeds 42 43 --json spread.json
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        OMP_NUM_THREADS=1 VLMGRPO_CACHE=/tmp/avx2 python benchmarks/seed_spread.py \
+        --seeds 42 --label avx2 --json avx2.json   # another CPU's rounding: GROUP-avx2
 
 A run is seeded, but another CPU (vector width, kernels, threads) rounds differently and the
 run then takes another path; a claim that holds for one seed on one machine is an example.
 So each run behind a sentence or an assert in notebooks 04, 05 and 06 and their solutions is
 repeated here with other seeds (which also draw other training and held-out images), and
-the script prints, for each measured quantity, its value on every seed and the range. The
-notebooks quote these ranges and assert only what every seed clears with a margin.
+the script prints, for each measured quantity, its value on every seed and the range. With
+``--json`` it merges every value, with the machine and the date, into a results file:
+`vlmgrpo/seed_spread.json` is the one the course quotes (`vlmgrpo.measured`), and the
+notebooks assert that their own run falls inside its ranges. A sweep labelled ``avx2``, run
+under the AVX2 settings of `make test-portable`, files its groups as ``default-avx2`` and so
+on: the course's ranges cover both (``default+default-avx2``).
 
-Groups (minutes on 2 CPU cores, per seed):
+Groups (minutes per seed on 2 CPU cores, AMD EPYC, measured in the sweep of 2026-12-06):
 
 * ``default``: notebook 04's run (the tiny preset, 80 steps), then notebook 05's
-  measurements on it: agreement, the planted think, the swapped image (~3);
-* ``lab``: notebook 04's lab (four loss variants, 30 steps, ``num_iterations=2``) and the
-  runs of its exercises (epsilon 10, ``num_iterations=4``, GSPO's ratio with the token-level
-  epsilon 0.2) (~4);
-* ``beta0``: notebook 05's exercise 4, the tiny preset without the KL anchor, and where
-  its reasoning's hue moved round the wheel (~3);
+  measurements on it and its exercises: agreement, the planted think, the swapped image,
+  the cold start sampled (~4);
 * ``reasoning``: notebook 06's run (the tiny-reasoning preset, 80 steps) with its measures of
-  the reasoning, and its exercises: a right think planted before RL, where the cold start's
-  thinks point, the format reward alone, no KL anchor (~8).
+  the reasoning, and its exercises: a right think planted before RL, a think that lies twice
+  (`prices.lying`), where the cold start's thinks point, the format reward alone, no KL
+  anchor (~5);
+* ``beta0``: notebook 05's exercise 4, the tiny preset without the KL anchor, and where
+  its reasoning's hue moved round the wheel (~4);
+* ``lab``: notebook 04's lab (30 steps, ``num_iterations=2``; ``--variants`` picks among the
+  four loss variants) and the runs of its exercises (epsilon 10, ``num_iterations=4``, GSPO's
+  ratio with the token-level epsilon 0.2) (~4 for the five that `make seed-spread` runs).
 """
 
 from __future__ import annotations
@@ -29,8 +38,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import tempfile
+import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -42,12 +53,13 @@ from datasets import Image as ImageFeature
 
 from vlmgrpo import data, models, plots, presets, prices, synthetic, train
 from vlmgrpo.evaluate import evaluate, intervene
-from vlmgrpo.rewards import format_reward
+from vlmgrpo.rewards import extract_answer, format_reward
 from vlmgrpo.utils import quiet_notebook
 
 TINY = presets.PRESETS["tiny"]
 REASONING = presets.PRESETS["tiny-reasoning"]
 REWARD = "rewards/accuracy_reward/mean"
+SEEDS = (42, 43, 44, 45, 46)
 # Notebook 04's lab setting, shared by its solutions.
 SHORT = replace(TINY, max_steps=30, batch_size=24, save_steps=30, n_test=60, num_iterations=2)
 LAB = {
@@ -85,6 +97,7 @@ def run_metrics(out: Path) -> dict:
     entropy = logged(m, "entropy")
     first, last = tenths(logged(m, "rewards/accuracy_reward/mean"))
     kl = logged(m, "kl") if "kl" in m else [float("nan")]  # logged only with beta > 0
+    zero_first, zero_last = tenths(logged(m, "frac_reward_zero_std"))
     return {
         "reward first tenth": first,
         "reward last tenth": last,
@@ -97,7 +110,43 @@ def run_metrics(out: Path) -> dict:
         "entropy peak": max(entropy),
         "kl first": kl[0],
         "kl last": kl[-1],
+        "kl peak": max(kl),
+        "kl peak step": 1 + kl.index(max(kl)) if "kl" in m else float("nan"),
+        "zero std first tenth": zero_first,
+        "zero std last tenth": zero_last,
+        "loss min": min(logged(m, "loss")),
+        "loss max": max(logged(m, "loss")),
+        "step seconds": mean(logged(m, "step_seconds")),
     }
+
+
+def sampled_accuracy(model, processor, rows, k: int = 8) -> float:
+    """Solutions/05, exercise 3: the cold start's accuracy when sampled as GRPO samples."""
+    import torch
+
+    from vlmgrpo.prompts import build_conversation
+
+    torch.manual_seed(0)
+    right = 0
+    with model.disable_adapter():
+        for row in rows:
+            prompt = processor.apply_chat_template(
+                build_conversation(row["problem"]), add_generation_prompt=True, tokenize=False
+            )
+            batch = processor(text=[prompt] * k, images=[row["image"]] * k, return_tensors="pt")
+            with torch.no_grad():
+                out = model.generate(
+                    **batch,
+                    do_sample=True,
+                    top_k=TINY.top_k,
+                    temperature=TINY.temperature,
+                    max_new_tokens=TINY.eval_max_new_tokens,
+                )
+            texts = processor.batch_decode(
+                out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
+            )
+            right += sum(extract_answer(t) == row["solution"] for t in texts)
+    return right / (k * len(rows))
 
 
 def default_group(seed: int, root: Path) -> dict:
@@ -135,8 +184,22 @@ def default_group(seed: int, root: Path) -> dict:
     )
     true_think = [synthetic.forced_think(s) for s in test_set["solution"]]
     image_after = intervene(tuned, processor, swapped, true_think, swapped_hues, n, bs)
+    with tuned.disable_adapter():
+        image_before = intervene(tuned, processor, swapped, true_think, swapped_hues, n, bs)
+    names = synthetic.NAMES
+    slip = {h: names[(names.index(h) + 1) % len(names)] for h in names}  # hue -> its slip
+    # Exercise 2: under the planted think, before RL, the answer is the true hue's slip.
+    true_slip = mean(r["answer"] == slip[r["solution"]] for r in planted_before["records"])
     row |= {
+        "follows the swapped image, before": image_before["follow"],
+        "gives the swapped image's slip, before": mean(
+            r["answer"] == slip[h]
+            for r, h in zip(image_before["records"], swapped_hues, strict=True)
+        ),
         "follows the swapped image, after": image_after["follow"],
+        "planted, before: the true hue's slip": true_slip,
+        # Exercise 3: sampled accuracy of the cold start, 8 samples for 40 images.
+        "sampled accuracy, before": sampled_accuracy(tuned, processor, test_set.select(range(40))),
         "think hue right, before": think_right / before["n"],
         "follow before": planted_before["follow"],
         "follow after": planted_after["follow"],
@@ -197,6 +260,7 @@ def reasoning_group(seed: int, root: Path) -> dict:
         "accuracy_after",
         "think_right_before",
         "think_right_after",
+        "accuracy_no_think_before",
         "accuracy_no_think_after",
         "follow_before",
         "follow_after",
@@ -219,14 +283,29 @@ def reasoning_group(seed: int, root: Path) -> dict:
         planted_right = evaluate(model, processor, test_set, n, bs, False, prefixes=right)
         plain = evaluate(model, processor, test_set, n, bs, progress=False)
     row["reasoning: right think planted, before"] = planted_right["accuracy"]
-    # Exercise 2: the right hue with the price of the hue across the wheel, after RL.
-    _, wrong = prices.planted(test_set["problem"], test_set["solution"])
-    misread = [
-        f"<think>{prices.think(prices.gold_hue(p, s), int(w))}</think>"
-        for p, s, w in zip(test_set["problem"], test_set["solution"], wrong, strict=True)
-    ]
-    copied = evaluate(model, processor, test_set, n, bs, False, prefixes=misread, targets=wrong)
-    row["reasoning: wrong price planted, after: follow"] = copied["accuracy"]
+    # Exercise 2: a think that names a wrong hue with a third hue's price, before and after RL;
+    # the share of answers that copy its number, look its hue up, or look up the image's hue.
+    lies, readings = prices.lying(test_set["problem"], test_set["solution"])
+    for when in ("before", "after"):
+        if when == "before":
+            with model.disable_adapter():
+                lied = evaluate(model, processor, test_set, n, bs, False, prefixes=lies)
+        else:
+            lied = evaluate(model, processor, test_set, n, bs, False, prefixes=lies)
+        answers = [extract_answer(r["completion"]) for r in lied["records"]]
+        for name, targets in readings.items():
+            share = mean(a == t for a, t in zip(answers, targets, strict=True))
+            row[f"reasoning: lying think, {when}: {name}"] = share
+    # After RL: is the think right exactly where the answer is?
+    after = evaluate(model, processor, test_set, n, bs, progress=False)
+    row["reasoning: think right iff answer right, after"] = mean(
+        (
+            prices.read_think(r["completion"])
+            == (prices.gold_hue(p, r["solution"]), int(r["solution"]))
+        )
+        == bool(r["accuracy"])
+        for r, p in zip(after["records"], test_set["problem"], strict=True)
+    )
     texts = [r["completion"] for r in plain["records"]]
     problems, solutions = test_set["problem"], test_set["solution"]
     offsets = Counter(map(prices.think_offset, texts, problems, solutions))
@@ -262,14 +341,55 @@ GROUPS = {
 }
 
 
+def machine() -> dict:
+    """Where the figures were measured: the CPU, its cores, the packages that set the path."""
+    import platform
+
+    import torch
+    import transformers
+    import trl
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in cpuinfo.read_text().splitlines()
+            if ln.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "isa": os.environ.get("ATEN_CPU_CAPABILITY", "default"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--groups", nargs="+", choices=list(GROUPS), default=list(GROUPS))
-    parser.add_argument("--json", type=Path, help="also write every value to this file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="merge every value into this results file (vlmgrpo/seed_spread.json is the one the "
+        "course quotes); written after every seed, so an interrupted sweep keeps what it measured",
+    )
     parser.add_argument("--variants", nargs="+", choices=list(LAB), help="only these lab runs")
+    parser.add_argument(
+        "--label",
+        default="",
+        help="file the figures under GROUP-LABEL, e.g. `avx2` for a sweep under "
+        "ATEN_CPU_CAPABILITY=avx2 that must not widen the reference machine's ranges",
+    )
     args = parser.parse_args(argv)
     quiet_notebook()
+    results = json.loads(args.json.read_text()) if args.json and args.json.exists() else {}
     values: dict[str, dict[int, float]] = {}
     with tempfile.TemporaryDirectory(prefix="seed-spread-") as tmp:
         for group in args.groups:
@@ -277,9 +397,18 @@ def main(argv: list[str] | None = None) -> None:
                 kwargs = {"variants": args.variants} if group == "lab" else {}
                 for key, value in GROUPS[group](seed, Path(tmp), **kwargs).items():
                     values.setdefault(key, {})[seed] = value
+                    if args.json:
+                        name = f"{group}-{args.label}" if args.label else group
+                        entry = results.setdefault("groups", {}).setdefault(name, {})
+                        entry.setdefault("values", {}).setdefault(key, {})[str(seed)] = value
+                        entry["seeds"] = sorted({*entry.get("seeds", []), seed})
+                        entry["date"] = time.strftime("%Y-%m-%d")
+                        entry["machine"] = machine()
                 print(f"done: {group}, seed {seed}", flush=True)
-                if args.json:  # after every run: an interrupted sweep keeps what it measured
-                    args.json.write_text(json.dumps(values, indent=1))
+                if args.json:
+                    tmp_file = args.json.with_suffix(".partial")
+                    tmp_file.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+                    tmp_file.replace(args.json)
     width = max(len(k) for k in values)
     print(f"{'':{width}s}  " + "".join(f"{s:>8d}" for s in args.seeds) + "     min     max")
     for key, by_seed in values.items():
