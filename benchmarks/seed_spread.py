@@ -27,10 +27,10 @@ Groups (minutes per seed on 2 CPU cores, AMD EPYC, measured in the sweep of 2026
   (`prices.lying`), where the cold start's thinks point, the format reward alone, no KL
   anchor (~5);
 * ``beta0``: notebook 05's exercise 4, the tiny preset without the KL anchor, and where
-  its reasoning's hue moved round the wheel (~4);
+  its reasoning's hue moved round the wheel (~5);
 * ``lab``: notebook 04's lab (30 steps, ``num_iterations=2``; ``--variants`` picks among the
   four loss variants) and the runs of its exercises (epsilon 10, ``num_iterations=4``, GSPO's
-  ratio with the token-level epsilon 0.2) (~4 for the five that `make seed-spread` runs).
+  ratio with the token-level epsilon 0.2) (~3 for the five that `make seed-spread` runs).
 """
 
 from __future__ import annotations
