@@ -33,6 +33,8 @@ def slow(test):
 def install(test):
     """An install path: marked `install`, and skipped unless VLMGRPO_INSTALL=1."""
     return pytest.mark.install(_skip_install(test))
+
+
 # 4-bit runs need bitsandbytes, which the install brings on Linux and Windows, not macOS.
 needs_bitsandbytes = pytest.mark.skipif(
     importlib.util.find_spec("bitsandbytes") is None,
