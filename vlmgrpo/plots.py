@@ -84,8 +84,9 @@ def plot_metrics(
         for column in cols:
             ax.plot(m["step"], m[column], label=REWARD_COLUMNS.get(column, column))
         ax.set(title=title, xlabel="step")
+        values = [v for c in cols for v in m[c] if v == v]  # v != v: NaN, not logged
         if len(cols) > 1:  # the rewards: room above the curves for the legend, off their ends
-            top = max((v for c in cols for v in m[c] if v == v), default=1.0)
+            top = max(values, default=1.0)
             ax.set_ylim(top=top + 0.35 * max(top, 1e-3))
             ax.legend(
                 fontsize=8,
@@ -95,7 +96,6 @@ def plot_metrics(
                 handlelength=1.2,
                 columnspacing=1.0,
             )
-        values = [v for c in cols for v in m[c] if v == v]  # v != v: NaN, not logged
         if cols == ["clip_ratio/region_mean"] and values and not any(values):
             ax.text(
                 0.5,
