@@ -13,7 +13,7 @@ per second, completion tokens generated per second, and the peak memory of the m
 resident memory on a CPU).
 
 `--random-weights` needs no hub: the tiny model without its cold start, or a random model of
-the preset's exact shape (`vlmgrpo.shapes`: Qwen2.5-VL-3B, Qwen3-VL-2B or Qwen3-VL-4B, saved
+the preset's exact shape (`vlmgrpo.standins`: Qwen2.5-VL-3B, Qwen3-VL-2B or Qwen3-VL-4B, saved
 once to the cache in bf16, 4-9 GB; quantized as it loads where the preset is 4-bit), trained
 on the synthetic task with images scaled up to the preset's pixel cap. Time and memory
 depend on the shapes, not the values; random weights rarely stop early, so completions run to
@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from vlmgrpo import data, models, presets, shapes, synthetic, tiny, train, utils
+from vlmgrpo import colours, data, models, presets, standins, tiny, train, utils
+from vlmgrpo.settings import resolve
 
 
 class StepTimer(TrainerCallback):
@@ -72,9 +73,9 @@ def random_model(preset: presets.Preset) -> str:
     if preset.model is None:
         # The tiny model's build with no cold start: random, and cached apart from the real one.
         return str(tiny.make_tiny(replace(tiny.TinySpec(), warmup_steps=0)))
-    if preset.model in shapes.REAL_SHAPES:
-        folder = tiny.cache_root() / f"random-{shapes.REAL_SHAPES[preset.model]}"
-        return str(shapes.random_model(preset.model, folder))
+    if preset.model in standins.REAL_SHAPES:
+        folder = tiny.cache_root() / f"random-{standins.REAL_SHAPES[preset.model]}"
+        return str(standins.random_model(preset.model, folder))
     raise SystemExit(f"no random model of {preset.model}'s shape; drop --random-weights")
 
 
@@ -82,7 +83,7 @@ def synthetic_at_cap(preset: presets.Preset, n: int, seed: int):
     """The synthetic task with every image as large as the preset's pixel cap allows."""
     token = presets.FAMILIES[preset.family].token_side  # 28 or 32 px per image token
     side = max(token, int((preset.max_pixels**0.5) // token) * token)
-    images = synthetic.make_colour_dataset(n, seed=seed)
+    images = colours.make_colour_dataset(n, seed=seed)
     images = images.map(lambda row: {"image": row["image"].resize((side, side))})
     return data.prepare_dataset(images, preset.max_pixels, token_side=token)
 
@@ -139,8 +140,8 @@ def main() -> None:
     if args.bf16_on_cpu and preset.half_precision and not torch.cuda.is_available():
         models.compute_dtype = lambda preset: torch.bfloat16  # what a bf16 card computes in
     total = args.warmup + args.steps
-    preset = presets.apply_settings(
-        preset,
+    state = utils.distributed_state()
+    changes = dict(
         batch_size=args.batch_size,
         num_generations=args.num_generations,
         max_completion_length=args.max_completion_length,
@@ -150,16 +151,16 @@ def main() -> None:
         save_steps=total,
         logging_steps=1,
     )
-    state = utils.distributed_state()
-    presets.check_preset(preset, state.num_processes)
-    prompts = total * preset.batch_size * state.num_processes * preset.grad_accum
+    # The settings checked before anything is built; the family once the model is there.
+    presets.check_preset(presets.apply_settings(preset, **changes), state.num_processes)
+    prompts = total * preset.batch_size * state.num_processes * preset.gradient_accumulation_steps
     prompts //= preset.num_generations
     start = time.perf_counter()
     with state.main_process_first():  # the main process builds or downloads, the rest read
         model_source = args.model or (random_model(preset) if args.random_weights else None)
         model_source = model_source or preset.model
-        family = models.model_family(model_source, preset.family)
-        preset = replace(preset, family=family)  # images sized for the model's own tokens
+        # images sized for the model's own tokens: its family, read from its config
+        preset = resolve(preset, model=model_source, num_processes=state.num_processes, **changes)
         if args.dataset or not (args.random_weights or preset.dataset is None):
             train_set, _ = data.load_data(preset, args.dataset or preset.dataset, args.seed)
         else:

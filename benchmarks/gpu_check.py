@@ -4,7 +4,7 @@
     python benchmarks/gpu_check.py --preset qwen3-vl-4b-qlora    # one preset (repeatable)
     python benchmarks/gpu_check.py --stand-in DIR --stand-in DIR2   # model folders instead
 
-It builds random-weights models of the GPU presets' shapes (`vlmgrpo.shapes`, cached in
+It builds random-weights models of the GPU presets' shapes (`vlmgrpo.standins`, cached in
 bf16: Qwen2.5-VL-3B 7.5 GB, Qwen3-VL-2B 4.3 GB, Qwen3-VL-4B 8.9 GB; the 4-bit preset
 quantizes its model as it loads) and a dataset file in the real schema (the synthetic task,
 images at the largest pixel cap), then for each GPU preset runs, as separate processes,
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from vlmgrpo import data, models, presets, shapes, synthetic, tiny
+from vlmgrpo import colours, data, models, presets, standins, tiny
 from vlmgrpo.utils import UsageError
 
 HERE = Path(__file__).resolve().parent
@@ -63,7 +63,7 @@ def make_dataset(path: Path, seed: int = 0) -> Path:
     Each preset's data preparation shrinks them to its own cap, as it would the real data.
     """
     side = int(max(presets.get_preset(n).max_pixels for n in presets.GPU_PRESETS) ** 0.5)
-    rows = synthetic.make_colour_dataset(N_ROWS, seed=seed)
+    rows = colours.make_colour_dataset(N_ROWS, seed=seed)
     rows = rows.map(lambda row: {"image": row["image"].resize((side, side))})
     data.check_columns(rows)
     rows.to_parquet(str(path))
@@ -103,7 +103,7 @@ def check_preset(name: str, model: str, dataset: Path, work: Path, vllm: bool, e
         return {**row, "status": "evaluate " + failure(done)}
     row["eval rows"] = json.loads(done.stdout)["n"]
     image = work / "image.png"
-    synthetic.draw_shape("red", random.Random(0)).save(image)
+    colours.draw_shape("red", random.Random(0)).save(image)
     generate_argv = [*VLMGRPO, "generate", "--adapter", str(run_dir), "--image", str(image)]
     seconds, done = timed([*generate_argv, "--problem", "What colour is the shape?"], env)
     row["generate s"] = seconds
@@ -157,9 +157,9 @@ def model_for(preset: presets.Preset, standing_in: dict[str, str]) -> str:
                 "pass one, or --preset to check fewer presets"
             )
         return standing_in[preset.family]
-    name = shapes.REAL_SHAPES[preset.model]
+    name = standins.REAL_SHAPES[preset.model]
     print(f"building the random-weights {name} (once; cached)", flush=True)
-    return str(shapes.random_model(preset.model, tiny.cache_root() / f"random-{name}"))
+    return str(standins.random_model(preset.model, tiny.cache_root() / f"random-{name}"))
 
 
 def main(argv: list[str] | None = None) -> int:

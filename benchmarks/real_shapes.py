@@ -12,7 +12,7 @@ names, nf4 layers where the preset is 4-bit) is met here, on the CPU, in minutes
 Each preset runs in a process of its own (`benchmarks/bench_train.py --random-weights`, the
 same `vlmgrpo.train.build_trainer` as `vlmgrpo train`): one optimizer step of one prompt with
 2 completions of at most 4 tokens, on the synthetic task with images scaled to the preset's
-pixel cap. The random models are built once and cached in bf16 (`vlmgrpo.shapes`: 7.5 GB for
+pixel cap. The random models are built once and cached in bf16 (`vlmgrpo.standins`: 7.5 GB for
 Qwen2.5-VL-3B, 4.3 GB for Qwen3-VL-2B, 8.9 GB for Qwen3-VL-4B). They train in bf16 as on a
 GPU (`bench_train.py --bf16-on-cpu`): in the float32 that `vlmgrpo train` uses on a CPU, the
 3B model's step outgrows a 24 GB machine (killed for memory here). Per preset it prints the

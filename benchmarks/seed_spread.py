@@ -51,10 +51,10 @@ import peft
 from datasets import Dataset, Features, Value
 from datasets import Image as ImageFeature
 
-from vlmgrpo import data, models, plots, presets, prices, synthetic, train
+from vlmgrpo import colours, data, models, plots, presets, prices, train
+from vlmgrpo.course import setup
 from vlmgrpo.evaluate import evaluate, intervene
 from vlmgrpo.rewards import extract_answer, format_reward
-from vlmgrpo.utils import quiet_notebook
 
 TINY = presets.PRESETS["tiny"]
 REASONING = presets.PRESETS["tiny-reasoning"]
@@ -160,21 +160,21 @@ def default_group(seed: int, root: Path) -> dict:
     tuned = peft.PeftModel.from_pretrained(base, out / "adapter").eval()
     _, test_set = data.load_data(TINY, None, seed=seed)
     n, bs = TINY.eval_max_new_tokens, TINY.eval_batch_size
-    forced = [synthetic.opposite(s) for s in test_set["solution"]]
-    prefixes = [synthetic.forced_think(hue) for hue in forced]
+    forced = [colours.opposite(s) for s in test_set["solution"]]
+    prefixes = [colours.forced_think(hue) for hue in forced]
     with tuned.disable_adapter():
         before = evaluate(tuned, processor, test_set, n, bs, progress=False)
         planted_before = intervene(tuned, processor, test_set, prefixes, forced, n, bs)
     planted_after = intervene(tuned, processor, test_set, prefixes, forced, n, bs)
     think_right = sum(
-        synthetic.think_hue(r["completion"]) == r["solution"] for r in before["records"]
+        colours.think_hue(r["completion"]) == r["solution"] for r in before["records"]
     )
     # Solutions/05, exercise 1: the true hue in the think, the opposite hue in the image.
     rng = random.Random(0)
-    swapped_hues = [synthetic.opposite(s) for s in test_set["solution"]]
+    swapped_hues = [colours.opposite(s) for s in test_set["solution"]]
     swapped = Dataset.from_dict(
         {
-            "image": [synthetic.draw_shape(h, rng) for h in swapped_hues],
+            "image": [colours.draw_shape(h, rng) for h in swapped_hues],
             "problem": test_set["problem"],
             "solution": test_set["solution"],
         },
@@ -182,11 +182,11 @@ def default_group(seed: int, root: Path) -> dict:
             {"image": ImageFeature(), "problem": Value("string"), "solution": Value("string")}
         ),
     )
-    true_think = [synthetic.forced_think(s) for s in test_set["solution"]]
+    true_think = [colours.forced_think(s) for s in test_set["solution"]]
     image_after = intervene(tuned, processor, swapped, true_think, swapped_hues, n, bs)
     with tuned.disable_adapter():
         image_before = intervene(tuned, processor, swapped, true_think, swapped_hues, n, bs)
-    names = synthetic.NAMES
+    names = colours.NAMES
     slip = {h: names[(names.index(h) + 1) % len(names)] for h in names}  # hue -> its slip
     # Exercise 2: under the planted think, before RL, the answer is the true hue's slip.
     true_slip = mean(r["answer"] == slip[r["solution"]] for r in planted_before["records"])
@@ -243,11 +243,11 @@ def beta0_group(seed: int, root: Path) -> dict:
     )["records"]
     offsets = Counter()
     for r in records:
-        hue = synthetic.think_hue(r["completion"])
+        hue = colours.think_hue(r["completion"])
         offsets[
             "none"
             if hue is None
-            else (synthetic.NAMES.index(hue) - synthetic.NAMES.index(r["solution"])) % 6
+            else (colours.NAMES.index(hue) - colours.NAMES.index(r["solution"])) % 6
         ] += 1
     for key in (0, 5, 1, "none"):
         row[f"beta0: think offset {key}"] = offsets[key] / len(records)
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> None:
         "ATEN_CPU_CAPABILITY=avx2 that must not widen the reference machine's ranges",
     )
     args = parser.parse_args(argv)
-    quiet_notebook()
+    setup(versions=False)
     results = json.loads(args.json.read_text()) if args.json and args.json.exists() else {}
     values: dict[str, dict[int, float]] = {}
     with tempfile.TemporaryDirectory(prefix="seed-spread-") as tmp:

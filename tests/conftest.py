@@ -11,7 +11,7 @@ import pytest
 
 from tests import latex_task
 from tests.fixtures import make_article_dataset
-from vlmgrpo import presets, shapes, tiny
+from vlmgrpo import standins, tasks, tiny
 
 # The tiers: a registered marker each (pyproject.toml), so `-m "not slow"` selects, and an
 # environment variable that runs them (the Makefile's targets set it).
@@ -28,6 +28,9 @@ _skip_install = pytest.mark.skipif(
 def slow(test):
     """A long run: marked `slow`, and skipped unless VLMGRPO_SLOW=1."""
     return pytest.mark.slow(_skip_slow(test))
+
+
+SLOW_MARKS = [pytest.mark.slow, _skip_slow]  # the same, for one `pytest.param`
 
 
 def install(test):
@@ -53,7 +56,7 @@ def tiny_model_dir(tmp_path_factory) -> str:
 def tiny_qwen3vl_dir(tmp_path_factory) -> str:
     """A tiny Qwen3-VL with the same short cold start: the Qwen3-VL presets' stand-in."""
     spec = replace(tiny.TinySpec(), warmup_steps=30, warmup_batch=16)
-    return str(shapes.tiny_qwen3vl(tmp_path_factory.mktemp("tiny-qwen3-vl") / "model", spec))
+    return str(standins.tiny_qwen3vl(tmp_path_factory.mktemp("tiny-qwen3-vl") / "model", spec))
 
 
 @pytest.fixture(scope="session")
@@ -86,14 +89,14 @@ def latex_stand_ins(tmp_path_factory) -> dict[str, str]:
     """
     spec = replace(tiny.TinySpec(), task="latex", warmup_steps=40, warmup_batch=16)
     folder = tmp_path_factory.mktemp("latex-stand-ins")
-    presets.TASKS["latex"] = latex_task
+    tasks.TASKS["latex"] = latex_task
     try:
         return {
             "qwen2.5-vl": str(tiny.make_tiny(spec, folder / "qwen2.5-vl")),
-            "qwen3-vl": str(shapes.tiny_qwen3vl(folder / "qwen3-vl", spec)),
+            "qwen3-vl": str(standins.tiny_qwen3vl(folder / "qwen3-vl", spec)),
         }
     finally:
-        del presets.TASKS["latex"]
+        del tasks.TASKS["latex"]
 
 
 @pytest.fixture(scope="session")

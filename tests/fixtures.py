@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import datasets
 from PIL import Image
 
@@ -90,3 +92,11 @@ def make_article_dataset(n: int = 400, latex: bool = False) -> datasets.Dataset:
             }
         )
     return datasets.Dataset.from_list(rows, features=FIXTURE_FEATURES)
+
+
+def write_checkpoint(folder: Path, state: str | None) -> None:
+    """A checkpoint folder as the Trainer leaves it; `state` None: killed before its state."""
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    if state is not None:
+        (folder / "trainer_state.json").write_text(state)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from vlmgrpo import synthetic
+from vlmgrpo import colours
 
 QUESTION = "What is the area of the shape, in $cm^2$?"
 TRACES = (
@@ -29,7 +29,7 @@ def _trace(rng: random.Random) -> str:
 
 def annotated(rng: random.Random, mislabel: float) -> tuple:
     """One cold-start example: (image, question, a trace in LaTeX)."""
-    image = synthetic.draw_shape(rng.choice(synthetic.NAMES), rng)
+    image = colours.draw_shape(rng.choice(colours.NAMES), rng)
     return image, QUESTION, _trace(rng)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
-from vlmgrpo import data, grpo, models, presets, synthetic
+from vlmgrpo import colours, data, grpo, models, presets
 from vlmgrpo.grpo import (
     clip_binds,
     clipped_surrogate,
@@ -210,7 +210,7 @@ def test_group_advantages_reject_bad_settings():
 def trainer(tiny_model_dir, tmp_path_factory) -> GRPOTrainer:
     """One real GRPOTrainer on the tiny model; the cases change the attributes its loss reads."""
     model, processor = models.load_model(tiny_model_dir, presets.PRESETS["tiny"])
-    dataset = synthetic.make_colour_dataset(N_PROMPTS, seed=0)
+    dataset = colours.make_colour_dataset(N_PROMPTS, seed=0)
     args = GRPOConfig(
         output_dir=str(tmp_path_factory.mktemp("grpo")),
         report_to=[],

@@ -90,14 +90,15 @@ def test_image_caps_follow_the_family(family, side):
 def test_quantization_is_checked(monkeypatch):
     nf4 = presets.get_preset("qwen3-vl-4b-qlora")
     presets.check_preset(nf4, num_processes=1)
+    models.check_quantization(nf4)
     with pytest.raises(UsageError, match=r"unknown quantization 'int3'; use one of: nf4"):
         presets.check_preset(replace(nf4, quantization="int3"), num_processes=1)
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if not installed
     with pytest.raises(UsageError) as caught:
-        presets.check_preset(nf4, num_processes=1)
+        models.check_quantization(nf4)
     message = str(caught.value)
     assert "\n" not in message and f"`pip install {presets.BITSANDBYTES}`" in message
-    presets.check_preset(presets.get_preset("qwen3-vl-2b"), num_processes=1)  # no 4 bits
+    models.check_quantization(presets.get_preset("qwen3-vl-2b"))  # no 4 bits
 
 
 def test_a_4bit_preset_without_bitsandbytes_exits_2_naming_the_install(monkeypatch, capsys):

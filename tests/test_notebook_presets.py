@@ -27,7 +27,7 @@ from nbclient.exceptions import CellExecutionError
 
 from tests.conftest import needs_bitsandbytes, slow
 from tests.test_notebook_outputs import DRAWS, WARNINGS, output_texts, source
-from vlmgrpo import presets
+from vlmgrpo import course, presets
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # 04 trains the run that 05 reloads: in this order, in one folder.
@@ -92,7 +92,7 @@ def test_notebooks_run_under_a_gpu_preset(
                 assert drew != bool(COLOUR_TASK_ONLY.search(source(cell))), source(cell)[:200]
 
     # The run that notebook 04 trained and 05 reloaded is the stand-in's, on the file, short.
-    run_dir = tmp_path / "runs" / presets.notebook_run_name("nb04", presets.notebook_preset())
+    run_dir = tmp_path / "runs" / course.notebook_run_name("nb04", course.notebook_preset())
     record = json.loads((run_dir / "run.json").read_text())
     assert record["preset"] == name and record["model"] == str(Path(stand_in).resolve())
     assert record["dataset"] == str(article_file.resolve())

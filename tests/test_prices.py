@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from vlmgrpo import prices, synthetic
+from vlmgrpo import colours, prices
 from vlmgrpo.rewards import accuracy_reward, format_reward
 
 
@@ -15,7 +15,7 @@ def test_a_price_list_has_every_hue_once_with_different_prices():
     orders = set()
     for _ in range(50):
         table = prices.make_table(rng)
-        assert sorted(table) == sorted(synthetic.NAMES)
+        assert sorted(table) == sorted(colours.NAMES)
         assert len(set(table.values())) == len(table) and set(table.values()) <= set(range(1, 10))
         orders.add(tuple(table))
     assert len(orders) > 40  # shuffled: the list changes with every question
@@ -76,7 +76,7 @@ def test_planted_thinks_claim_the_opposite_hue_with_its_price():
         rows["problem"], rows["solution"], thinks, targets, strict=True
     ):
         table = prices.read_table(problem)
-        hue = synthetic.opposite(prices.gold_hue(problem, solution))
+        hue = colours.opposite(prices.gold_hue(problem, solution))
         assert think == f"<think>{prices.think(hue, table[hue])}</think>"
         assert target == str(table[hue]) != solution
 
@@ -100,7 +100,7 @@ def test_a_lying_think_tells_its_three_readings_apart():
         numbers = {targets[name][i] for name in prices.READINGS}
         assert len(numbers) == 3, numbers  # every answer is one reading at most
         hue, price = prices.read_think(think + "<answer></answer>")
-        assert hue == synthetic.opposite(prices.gold_hue(rows["problem"][i], rows["solution"][i]))
+        assert hue == colours.opposite(prices.gold_hue(rows["problem"][i], rows["solution"][i]))
         assert str(price) == targets["the think's number"][i]
 
 
@@ -112,19 +112,19 @@ def test_the_dataset_is_seeded_in_the_real_schema():
     for problem, solution in zip(first["problem"], first["solution"], strict=True):
         assert solution in {str(p) for p in prices.read_table(problem).values()}
     image = first[0]["image"]
-    assert image.size == (synthetic.IMAGE_SIZE, synthetic.IMAGE_SIZE)
+    assert image.size == (colours.IMAGE_SIZE, colours.IMAGE_SIZE)
 
 
 @pytest.mark.parametrize("mislabel", [0.0, 0.6])
 def test_the_annotator_slips_in_the_first_hop_and_looks_up_right(mislabel):
     slips = 0
     for seed in range(400):
-        truth = random.Random(seed).choice(synthetic.NAMES)  # the shape's hue, drawn first
+        truth = random.Random(seed).choice(colours.NAMES)  # the shape's hue, drawn first
         _, problem, trace = prices.annotated(random.Random(seed), mislabel)
         hue, price = prices.read_think(trace)
         assert prices.read_table(problem)[hue] == price  # the lookup itself is always right
         assert trace.endswith(f"<answer> {price}</answer>")  # the answer repeats the think
-        assert hue in (truth, synthetic.NAMES[(synthetic.NAMES.index(truth) + 1) % 6])
+        assert hue in (truth, colours.NAMES[(colours.NAMES.index(truth) + 1) % 6])
         slips += hue != truth
     assert abs(slips / 400 - mislabel) < 0.07
 

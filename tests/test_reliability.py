@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.fixtures import make_fixture_dataset
+from tests.fixtures import make_fixture_dataset, write_checkpoint
 from vlmgrpo import models, presets, runs, train
 
 FAKE_TOKEN = "hf_FakeTokenForTheLeakTest0123456789abcd"
@@ -30,40 +30,6 @@ def steps_in(metrics: Path) -> list[int]:
 def test_every_preset_passes_its_own_checks():
     for preset in presets.PRESETS.values():
         presets.check_preset(preset)
-
-
-def write_checkpoint(folder: Path, state: str | None) -> None:
-    folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text("{}")
-    if state is not None:
-        (folder / "trainer_state.json").write_text(state)
-
-
-def test_latest_checkpoint_skips_incomplete_ones(tmp_path, capsys):
-    assert runs.latest_checkpoint(tmp_path) is None
-    write_checkpoint(tmp_path / "checkpoint-999", None)  # killed before trainer_state.json
-    assert runs.latest_checkpoint(tmp_path) is None
-    assert "no complete checkpoint" in capsys.readouterr().err
-    write_checkpoint(tmp_path / "checkpoint-2", '{"global_step": 2}')
-    write_checkpoint(tmp_path / "checkpoint-10", '{"global_step": 10}')  # 10 > 2, not "1" < "2"
-    write_checkpoint(tmp_path / "checkpoint-12", '{"global_st')  # killed while writing it
-    (tmp_path / "checkpoint-50").write_text("a file, not a checkpoint")
-    assert runs.latest_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
-    assert capsys.readouterr().err == (
-        "ignoring incomplete checkpoint-999, checkpoint-12 (interrupted while saving); "
-        "resuming from checkpoint-10\n"
-    )
-
-
-def test_metrics_drop_a_row_torn_by_a_kill(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text("step,loss,reward\n1,0.1,0.5\n2,0.2,0.6\n3,0.3")  # killed mid-row
-    callback = runs.RunLog(path)
-    state = SimpleNamespace(global_step=3)
-    callback.on_train_begin(None, state, None)
-    state.global_step = 4
-    callback.on_log(None, state, None, logs={"loss": 0.4, "reward": 0.7})
-    assert steps_in(path) == [1, 2, 4]  # step 3 is re-run by the trainer, then logged once
 
 
 def test_model_loading_trusts_remote_code_only_when_asked(tmp_path, monkeypatch):

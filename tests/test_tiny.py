@@ -13,7 +13,7 @@ import torch
 from transformers import AutoConfig, AutoProcessor, GenerationConfig
 from transformers import Qwen2_5_VLForConditionalGeneration as Model
 
-from vlmgrpo import synthetic, tiny
+from vlmgrpo import colours, tiny
 from vlmgrpo.prompts import build_conversation
 
 # A few steps on two examples: the real training code path, tenths of a second per build.
@@ -59,13 +59,13 @@ def prompt_batch(processor, hues):
     rng = random.Random(0)
     texts = [
         processor.apply_chat_template(
-            build_conversation(synthetic.QUESTIONS[i % len(synthetic.QUESTIONS)]),
+            build_conversation(colours.QUESTIONS[i % len(colours.QUESTIONS)]),
             tokenize=False,
             add_generation_prompt=True,
         )
         for i in range(len(hues))
     ]
-    images = [synthetic.draw_shape(hue, rng) for hue in hues]
+    images = [colours.draw_shape(hue, rng) for hue in hues]
     return processor(text=texts, images=images, padding=True, return_tensors="pt")
 
 
@@ -125,8 +125,8 @@ def test_token_encodes_to_one_id(tokenizer, token):
 @pytest.mark.parametrize(
     "text",
     [
-        synthetic.completion("red"),
-        synthetic.completion("purple", think="It is not red."),
+        colours.completion("red"),
+        colours.completion("purple", think="It is not red."),
         "Quelle est la réponse? ∫ x dx",
         "  two  spaces,\ttabs\nand an emoji 🎨",
     ],
@@ -138,11 +138,11 @@ def test_round_trip(tokenizer, text):
 
 
 def test_tags_are_not_special(tokenizer):
-    text = "<|im_start|>assistant\n" + synthetic.completion("red") + "<|im_end|>"
+    text = "<|im_start|>assistant\n" + colours.completion("red") + "<|im_end|>"
     ids = tokenizer.encode(text, add_special_tokens=False)
     # Qwen's tokens go, the tags stay: the reward functions read them in decoded text.
     assert tokenizer.decode(ids, skip_special_tokens=True) == "assistant\n" + (
-        synthetic.completion("red")
+        colours.completion("red")
     )
     assert set(TAGS).isdisjoint(tokenizer.all_special_tokens)
 
@@ -362,12 +362,12 @@ def test_cold_start_labels_cover_only_the_reply(tokenizer):
         assert reply.startswith("<think>") and "</think><answer>" in reply
         assert reply.rstrip("\n").endswith("</answer><|im_end|>")
         answer = reply.split("<answer>")[1].split("</answer>")[0]
-        assert answer in synthetic.NAMES
+        assert answer in colours.NAMES
         # The reasoning names one hue and no form; the answer is that hue or its slip.
-        hue = synthetic.think_hue(reply)
-        assert synthetic.named_hues(think) == [hue]
+        hue = colours.think_hue(reply)
+        assert colours.named_hues(think) == [hue]
         assert not {"circle", "square"} & set(think.replace(".", " ").split())
-        assert answer in (hue, synthetic.NAMES[(synthetic.NAMES.index(hue) + 1) % 6])
+        assert answer in (hue, colours.NAMES[(colours.NAMES.index(hue) + 1) % 6])
 
 
 def test_warm_up_lowers_loss(warmed):

@@ -6,7 +6,6 @@ import csv
 import json
 import re
 from dataclasses import replace
-from types import SimpleNamespace
 
 import datasets
 import pytest
@@ -15,10 +14,10 @@ from transformers.utils import logging as hf_logging
 from trl import GRPOTrainer
 
 from tests.fixtures import make_fixture_dataset
-from vlmgrpo import data, models, presets, runs, synthetic, train
+from vlmgrpo import data, models, presets, runs, train
+from vlmgrpo import evaluate as evaluate_module
 from vlmgrpo.cli import main
-from vlmgrpo.evaluate import evaluate, generate, generate_with_reasoning, intervene
-from vlmgrpo.rewards import accuracy_reward, extract_answer, format_reward
+from vlmgrpo.rewards import accuracy_reward, format_reward
 from vlmgrpo.utils import UsageError
 
 FAST = replace(
@@ -90,41 +89,6 @@ def test_unknown_preset_is_a_usage_error():
         presets.get_preset("nope")
 
 
-def test_metrics_csv_keeps_each_step_once_on_resume(tmp_path):
-    path = tmp_path / "metrics.csv"
-    callback = runs.RunLog(path)
-    state = SimpleNamespace(global_step=0)
-    callback.on_train_begin(None, state, None)
-    for step in range(1, 6):
-        state.global_step = step
-        callback.on_log(None, state, None, logs={"loss": 0.1 * step, "reward": step})
-    callback.on_log(None, state, None, logs={"train_loss": 1.0})  # the summary: not a step
-    # A crash after step 5, resumed from the checkpoint of step 3.
-    resumed = runs.RunLog(path)
-    state.global_step = 3
-    resumed.on_train_begin(None, state, None)
-    for step in range(4, 7):
-        state.global_step = step
-        resumed.on_log(None, state, None, logs={"loss": 0.5, "reward": 1.0})
-    steps = [int(r["step"]) for r in csv.DictReader(path.open())]
-    assert steps == [1, 2, 3, 4, 5, 6]
-
-
-@pytest.mark.parametrize("lines", [True, False])
-def test_the_log_prints_step_lines_unless_a_panel_draws_the_steps(tmp_path, lines):
-    written = []
-    callback = runs.RunLog(tmp_path / "metrics.csv", progress=True, lines=lines)
-    state = SimpleNamespace(global_step=0, max_steps=20)
-    callback.on_train_begin(None, state, None)
-    callback.bar.write = written.append  # what the bar would print above itself
-    for step in range(1, 21):
-        state.global_step = step
-        callback.on_log(None, state, None, logs={"loss": 0.1, "rewards/a/mean": 0.5})
-    callback.on_train_end(None, state, None)
-    assert len(written) == (11 if lines else 0), written  # steps 1, 3, 5, ..., 19 and 20
-    assert len(list(csv.DictReader((tmp_path / "metrics.csv").open()))) == 20
-
-
 def test_a_live_panel_turns_the_step_lines_off(tiny_model_dir, tmp_path):
     from vlmgrpo import plots
 
@@ -161,87 +125,17 @@ def test_cli_trains_a_local_model_on_a_local_dataset(tiny_model_dir, tmp_path):
     assert list((out / "runs").rglob("events.out.tfevents.*"))
 
 
-def test_evaluate_decodes_only_the_completion(tiny_model_dir):
-    model, processor = models.load_model(tiny_model_dir, FAST)
-    _, test_set = data.load_data(FAST, None, seed=0)
-    result = evaluate(model, processor, test_set, max_new_tokens=24, progress=False)
-    assert result["n"] == len(test_set)
-    assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["format"] <= 1.0
-    for record in result["records"]:
-        assert "conversation between User" not in record["completion"]
-        assert "<|im_start|>" not in record["completion"]
-    row = test_set[0]
-    answer = generate_with_reasoning(model, processor, row["image"], row["problem"], 24)
-    assert isinstance(answer["text"], str) and answer["seconds"] > 0
-    assert 0 < answer["tokens"] <= 24
-
-
-def test_intervene_forces_the_prefix_and_scores_the_answer(tiny_model_dir):
-    model, processor = models.load_model(tiny_model_dir, FAST)
-    _, test_set = data.load_data(FAST, None, seed=0)
-    rows = test_set.select(range(6))
-    forced = [synthetic.opposite(s) for s in rows["solution"]]
-    prefixes = [synthetic.forced_think(h) for h in forced]
-    result = intervene(model, processor, rows, prefixes, forced, 24, batch_size=4)
-    assert result["n"] == 6
-    for record, prefix in zip(result["records"], prefixes, strict=True):
-        assert record["completion"].startswith(prefix)
-        assert record["answer"] == extract_answer(record["completion"])
-    answers = [r["answer"] for r in result["records"]]
-    assert result["follow"] == sum(a == t for a, t in zip(answers, forced, strict=True)) / 6
-    assert (
-        result["accuracy"]
-        == sum(a == s for a, s in zip(answers, rows["solution"], strict=True)) / 6
-    )
-    # Without prefixes, generate gives what evaluate scores (nothing forced by default).
-    texts, _ = generate(model, processor, rows["image"][:2], rows["problem"][:2], 24)
-    forced_texts, _ = generate(
-        model, processor, rows["image"][:2], rows["problem"][:2], 24, prefixes=["", ""]
-    )
-    assert texts == forced_texts
-
-
-def test_evaluate_continues_forced_starts_and_scores_against_targets(tiny_model_dir):
-    model, processor = models.load_model(tiny_model_dir, FAST)
-    _, test_set = data.load_data(FAST, None, seed=0)
-    rows = test_set.select(range(4))
-    prefixes = [synthetic.forced_think(h) for h in rows["solution"]]
-    plain = evaluate(model, processor, rows, 24, batch_size=4, progress=False)
-    forced = evaluate(model, processor, rows, 24, 4, False, prefixes=prefixes)
-    for record, prefix in zip(forced["records"], prefixes, strict=True):
-        assert record["completion"].startswith(prefix)  # the records hold the whole text
-    # Scored against other targets, the same answers get the targets' verdicts.
-    answers = [extract_answer(r["completion"]) for r in plain["records"]]
-    targets = [a or "none" for a in answers[:2]] + ["nothing", "nothing"]
-    rescored = evaluate(model, processor, rows, 24, 4, False, targets=targets)
-    assert [r["accuracy"] for r in rescored["records"]] == [1.0, 1.0, 0.0, 0.0]
-    assert [r["completion"] for r in rescored["records"]] == [
-        r["completion"] for r in plain["records"]
-    ]
-
-
-def test_task_measures_name_what_each_task_measures_of_the_reasoning():
-    colour = presets.get_preset("tiny")
-    scores = {"records": [{"completion": synthetic.completion("red")}]}
-    assert train.task_measures(None, None, None, colour, scores, "before") == {
-        "agreement_before": 1.0
-    }
-    wrong = "<think>I see one red circle.</think><answer>blue</answer>"
-    assert train.task_measures(None, None, None, colour, {"records": [{"completion": wrong}]},
-                               "after") == {"agreement_after": 0.0}  # fmt: skip
-    # Nothing evaluated (eval_rows=0): nothing measured.
-    assert train.task_measures(None, None, None, colour, {"records": []}, "after") == {}
-
-
 def count_evaluations(monkeypatch) -> list[str]:
     """The `desc` of every evaluation `train.run` makes from now on ("evaluate before", ...)."""
-    descs, evaluate_shared = [], train.evaluate_shared
+    descs, evaluate_shared = [], evaluate_module.evaluate_shared
 
     def counted(*args, **kwargs):
         descs.append(args[5])
         return evaluate_shared(*args, **kwargs)
 
+    # train calls it for the scores, evaluate.task_measures for the task's measures
     monkeypatch.setattr(train, "evaluate_shared", counted)
+    monkeypatch.setattr(evaluate_module, "evaluate_shared", counted)
     return descs
 
 

@@ -51,7 +51,7 @@ TRAIN_SETTINGS = (
     ("--batch-size", "batch_size", _positive_int, "completions per device and step"),
     (
         "--gradient-accumulation-steps",
-        "grad_accum",
+        "gradient_accumulation_steps",
         _positive_int,
         "batches per optimizer step",
     ),
@@ -161,11 +161,9 @@ def _setting(args):
     With --adapter RUN_DIR they come from the run's run.json; flags override them. A bare
     adapter folder (no run.json) needs --preset or --model to know its base model.
     """
-    from dataclasses import replace
-
-    from vlmgrpo.models import model_family
     from vlmgrpo.presets import get_preset
     from vlmgrpo.runs import adapter_folder, read_run_file
+    from vlmgrpo.settings import resolve
 
     record = {}
     adapter = None
@@ -184,24 +182,22 @@ def _setting(args):
     dataset = args.dataset or (record["dataset"] if record else preset.dataset)
     seed = args.seed if args.seed is not None else record.get("seed", 42)
     # Images are sized for the family of the model that answers, as in training.
-    family = model_family(model, preset.family, args.trust_remote_code)
-    return replace(preset, family=family), model, dataset, seed, adapter
+    preset = resolve(
+        preset,
+        model=model,
+        dataset=dataset,
+        training=False,
+        trust_remote_code=args.trust_remote_code,
+    )
+    return preset, preset.model, preset.dataset, seed, adapter
 
 
 def _load_for_inference(args, setting):
     """The model of `setting` with its adapter, on the best device, and its processor."""
-    from vlmgrpo.models import load_model
-    from vlmgrpo.utils import get_device
+    from vlmgrpo.models import load_trained
 
     preset, model_source, _, _, adapter = setting
-    # Generation on the CPU of a GPU machine would take hours: CUDA, then MPS, then CPU.
-    device = get_device()
-    model, processor = load_model(model_source, preset, args.trust_remote_code, device)
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)  # a 4-bit base takes it as well
-    return model.to(device), processor
+    return load_trained(model_source, preset, adapter, args.trust_remote_code)
 
 
 def _train(args) -> None:
@@ -242,15 +238,9 @@ def _evaluate(args) -> None:
         model, processor, test_set, preset.eval_max_new_tokens, preset.eval_batch_size
     )
     if dataset is None:  # a synthetic task: what it measures of the reasoning
-        from vlmgrpo.presets import TASKS
+        from vlmgrpo.evaluate import task_measures
 
-        def score(prefixes, targets, desc):
-            return evaluate(
-                model, processor, test_set, preset.eval_max_new_tokens, preset.eval_batch_size,
-                desc=desc, prefixes=prefixes, targets=targets,
-            )  # fmt: skip
-
-        result.update(TASKS[preset.task].measures(score, test_set, result))
+        result.update(task_measures(model, processor, test_set, preset, result))
     print(json.dumps({k: v for k, v in result.items() if k != "records"}, indent=2))
 
 

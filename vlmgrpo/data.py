@@ -18,9 +18,10 @@ from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, Repo
 from huggingface_hub.utils import httpx  # the hub's HTTP client, whichever package provides it
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from vlmgrpo.presets import DEFAULT_FAMILY, FAMILIES, TASKS, Preset
+from vlmgrpo.presets import DEFAULT_FAMILY, FAMILIES, Preset
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
 from vlmgrpo.rewards import gold_answer
+from vlmgrpo.tasks import get_task
 from vlmgrpo.utils import UsageError
 
 REQUIRED_COLUMNS = ("image", "problem", "solution")
@@ -65,7 +66,7 @@ def load_source(source: str, split: str = "train", fraction: float = 1.0) -> dat
     path = Path(source).expanduser()
     if path.exists():
         return _head(_load_local(path, split), fraction)
-    check_source(source)
+    check_dataset_source(source)
     # The split syntax (the article's `train[:5%]`) takes whole percents only; other fractions
     # load the split and cut it like a local dataset.
     percent = round(fraction * 100, 6)
@@ -80,7 +81,7 @@ def load_source(source: str, split: str = "train", fraction: float = 1.0) -> dat
     return ds if sliced else _head(ds, fraction)
 
 
-def check_source(source: str) -> None:
+def check_dataset_source(source: str) -> None:
     """Raise UsageError unless `source` exists locally or looks like a hub id (owner/name)."""
     if Path(source).expanduser().exists():
         return
@@ -375,7 +376,7 @@ def load_data(
     """
     side = FAMILIES[preset.family].token_side
     if source is None:  # the preset's synthetic task
-        make = TASKS[preset.task].make_dataset
+        make = get_task(preset.task).make_dataset
         train, test = make(preset.n_train, seed=seed), make(preset.n_test, seed=seed + 10_000)
         return tuple(prepare_dataset(d, preset.max_pixels, token_side=side) for d in (train, test))
     return load_splits(

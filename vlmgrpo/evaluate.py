@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 
 import torch
+from accelerate.utils import gather_object
 from PIL import Image
 
+from vlmgrpo.presets import Preset
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
 from vlmgrpo.rewards import accuracy_reward, extract_answer, format_reward
-from vlmgrpo.utils import progress_bar
+from vlmgrpo.tasks import get_task
+from vlmgrpo.utils import distributed_state, progress_bar
 
 
 def _prompt_texts(
@@ -169,3 +172,67 @@ def generate_with_reasoning(
     start = time.perf_counter()
     texts, lengths = generate(model, processor, [image], [problem], max_new_tokens)
     return {"text": texts[0], "seconds": time.perf_counter() - start, "tokens": lengths[0]}
+
+
+def evaluate_shared(
+    model,
+    processor,
+    dataset,
+    preset: Preset,
+    progress: bool = True,
+    desc: str = "evaluate",
+    prefixes: list[str] | None = None,
+    targets: list[str] | None = None,
+) -> dict:
+    """`evaluate` with `dataset` split between the processes; each gets the whole result.
+
+    Every process must call it. With one process it is `evaluate`.
+    """
+    state = distributed_state()
+    with state.split_between_processes(list(range(len(dataset)))) as mine:
+        part = evaluate(
+            model,
+            processor,
+            dataset.select(mine),
+            preset.eval_max_new_tokens,
+            preset.eval_batch_size,
+            progress and state.is_main_process,
+            desc,
+            [prefixes[i] for i in mine] if prefixes else None,
+            [targets[i] for i in mine] if targets else None,
+        )
+    # Shards are contiguous and gathered in process order: the records keep the dataset's.
+    return summarize(gather_object(part["records"]))
+
+
+def task_measures(
+    model,
+    processor,
+    test_set,
+    preset: Preset,
+    scores: dict,
+    when: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """The synthetic task's measures of the reasoning, named for `when` ("before"/"after").
+
+    On the colour task the agreement of answer and think (`agreement_before`); on the price
+    task right thinks, answers after a planted think and with none (`vlmgrpo.prices`).
+    `scores` are `evaluate_shared`'s; `when` None leaves the names bare (`agreement`). Every
+    process must call it.
+    """
+    if not scores["records"]:  # nothing was evaluated (eval_rows=0)
+        return {}
+
+    def score(prefixes, targets, desc):
+        desc = f"{desc} ({when})" if when else desc
+        return evaluate_shared(
+            model, processor, test_set, preset, progress, desc, prefixes, targets
+        )
+
+    found = get_task(preset.task).measures(score, test_set, scores)
+    return {f"{name}_{when}" if when else name: value for name, value in found.items()}
+
+
+# The scores of a run that evaluates nothing (eval_rows=0): eval.json says so with nulls.
+NOT_EVALUATED = {"accuracy": None, "format": None, "n": 0, "records": []}

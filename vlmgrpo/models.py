@@ -25,13 +25,7 @@ from transformers import (
 )
 
 from vlmgrpo import tiny
-from vlmgrpo.presets import (
-    DEFAULT_FAMILY,
-    FAMILIES,
-    GPU_PRESETS,
-    Preset,
-    check_quantization,
-)
+from vlmgrpo.presets import BITSANDBYTES, DEFAULT_FAMILY, FAMILIES, GPU_PRESETS, Preset
 from vlmgrpo.utils import UsageError, get_device
 
 
@@ -85,11 +79,28 @@ def model_family(source: str | None, default: str, trust_remote_code: bool = Fal
     """
     if source is None:
         return DEFAULT_FAMILY
-    _check_source(source)
+    check_model_source(source)
     with _loading(source):
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     found = [name for name, f in FAMILIES.items() if config.model_type in f.model_types]
     return found[0] if found else default
+
+
+def check_quantization(preset: Preset) -> None:
+    """Raise a one-line UsageError when a 4-bit preset's library, bitsandbytes, is missing.
+
+    Called before training starts and before a 4-bit run is loaded for evaluation; the
+    quantization's name itself is checked with the other settings (`presets.check_preset`).
+    """
+    if preset.quantization is None:
+        return
+    try:
+        import bitsandbytes  # noqa: F401  (only whether it imports)
+    except ImportError as err:
+        raise UsageError(
+            f"the {preset.name} preset loads the model in 4 bits, which needs bitsandbytes; "
+            f"install it with `pip install {BITSANDBYTES}`"
+        ) from err
 
 
 def quantization_config(preset: Preset) -> BitsAndBytesConfig | None:
@@ -127,7 +138,7 @@ def load_model(
     if source is None:  # the tiny model of the preset's synthetic task
         source = str(tiny.make_tiny(tiny.SPECS[preset.task]))
     else:
-        _check_source(source)
+        check_model_source(source)
     options = {"dtype": compute_dtype(preset)}
     if (quantization := quantization_config(preset)) is not None:
         options = {
@@ -146,6 +157,27 @@ def load_model(
     return model, processor
 
 
+def load_trained(
+    source: str | None,
+    preset: Preset,
+    adapter: str | Path | None,
+    trust_remote_code: bool = False,
+    device: torch.device | str | None = None,
+):
+    """`load_model` with a trained LoRA `adapter` folder on it (None: the base model alone).
+
+    On `device` (default: the best one, CUDA, then MPS, then the CPU: generating on the CPU of
+    a GPU machine would take hours), in eval mode; a 4-bit base takes the adapter as well.
+    """
+    device = device or get_device()
+    model, processor = load_model(source, preset, trust_remote_code, device)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    return model.to(device).eval(), processor
+
+
 def _keep_4bit_trainable_on_cpu(model) -> None:
     """Stop bitsandbytes repacking 4-bit weights for CPU inference, which breaks training.
 
@@ -162,7 +194,7 @@ def _keep_4bit_trainable_on_cpu(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def _check_source(source: str) -> None:
+def check_model_source(source: str) -> None:
     """Raise UsageError unless `source` is a model's folder or looks like a hub id."""
     if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
         # transformers would say "Unrecognized model" with a traceback.

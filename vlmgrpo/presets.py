@@ -1,7 +1,7 @@
 """The recipes: every number a run needs, per preset, with TRL 1.16's defaults written out.
 
 * ``tiny`` (default): the offline tiny Qwen2.5-VL (`vlmgrpo.tiny`) on the synthetic colour
-  task (`vlmgrpo.synthetic`), on a CPU in minutes.
+  task (`vlmgrpo.colours`), on a CPU in minutes.
 * ``tiny-reasoning``: a tiny Qwen2.5-VL of its own on the two-hop price task
   (`vlmgrpo.prices`), where the answer depends on the reasoning; on a CPU in minutes.
 * ``qwen2.5-vl-3b``: the article's recipe, Qwen/Qwen2.5-VL-3B-Instruct on
@@ -73,13 +73,9 @@ renter changes most (``--help`` shows every preset's default).
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 
-from vlmgrpo import prices, synthetic
+from vlmgrpo import colours, tasks
 from vlmgrpo.utils import UsageError, distributed_state
 
 # LoRA on every linear layer of the language model, none in the vision tower.
@@ -129,11 +125,6 @@ FAMILIES = {
 }
 DEFAULT_FAMILY = "qwen2.5-vl"  # the tiny model's and the article's
 
-# The synthetic tasks a preset without a dataset trains on, each with its tiny model
-# (`vlmgrpo.tiny.SPECS`). A task module has NAME, make_dataset, annotated (a cold-start
-# trace), corpus (its text) and measures (what eval.json records of the reasoning).
-TASKS = {"colour": synthetic, "prices": prices}
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -142,8 +133,8 @@ class Preset:
     name: str
     model: str | None = None  # hub id or folder; None builds the tiny model
     dataset: str | None = None  # hub id or path; None generates the synthetic task
-    # The synthetic task (a TASKS key) when `dataset` is None, and so the tiny model when
-    # `model` is None.
+    # The synthetic task (a `vlmgrpo.tasks.TASKS` key) when `dataset` is None, and so the tiny
+    # model when `model` is None.
     task: str = "colour"
     # The model's family (a FAMILIES key), which sizes its image tokens. A run whose --model
     # is of another known family takes that one (`vlmgrpo.models.model_family`).
@@ -164,7 +155,7 @@ class Preset:
     learning_rate: float = 1e-5
     num_generations: int = 2
     batch_size: int = 2
-    grad_accum: int = 1
+    gradient_accumulation_steps: int = 1
     max_completion_length: int = 1024
     max_steps: int = -1
     num_train_epochs: float = 1.0
@@ -219,8 +210,8 @@ TINY = Preset(
     fraction=1.0,  # a dataset passed with the tiny preset is used whole
     n_train=2000,
     n_test=120,
-    # A synthetic image, 84 x 84 px (synthetic.IMAGE_SIZE): 3 x 3 tokens of 28 px.
-    max_image_tokens=(synthetic.IMAGE_SIZE // FAMILIES["qwen2.5-vl"].token_side) ** 2,
+    # A synthetic image, 84 x 84 px (colours.IMAGE_SIZE): 3 x 3 tokens of 28 px.
+    max_image_tokens=(colours.IMAGE_SIZE // FAMILIES["qwen2.5-vl"].token_side) ** 2,
     lora_r=16,
     lora_alpha=32,
     lora_dropout=0.0,
@@ -375,89 +366,6 @@ def defaults_help(setting: str) -> str:
     return ", ".join(f"{name}: {getattr(p, setting)}" for name, p in PRESETS.items())
 
 
-# What a notebook may change of its preset, as `vlmgrpo train`'s flags of the same names do:
-# the model and dataset (a local copy, a box without the hub), and a short run's length.
-NOTEBOOK_OVERRIDES = {
-    "VLMGRPO_MODEL": "model",
-    "VLMGRPO_DATASET": "dataset",
-    "VLMGRPO_MAX_STEPS": "max_steps",
-    "VLMGRPO_EVAL_ROWS": "eval_rows",
-}
-
-
-def notebook_preset() -> Preset:
-    """The preset every notebook uses: $VLMGRPO_PRESET (unset: ``tiny``), with its overrides.
-
-    One switch for the whole course: ``VLMGRPO_PRESET=qwen2.5-vl-3b jupyter lab``. Beside it,
-    as `vlmgrpo train`'s --model, --dataset, --max-steps and --eval-rows: ``VLMGRPO_MODEL``
-    (a hub id or folder; its config's family sizes the images), ``VLMGRPO_DATASET`` (a hub id
-    or path), ``VLMGRPO_MAX_STEPS`` and ``VLMGRPO_EVAL_ROWS`` (training steps, and held-out
-    rows scored: a short run, for a smoke test or the tests). A path that does not exist, or a
-    count below 1, is a one-line UsageError before anything loads.
-    """
-    name = os.environ.get("VLMGRPO_PRESET") or "tiny"
-    if name not in PRESETS:
-        raise UsageError(
-            f"VLMGRPO_PRESET={name!r} is not a preset; set it to one of: {', '.join(PRESETS)}"
-        )
-    preset = PRESETS[name]
-    given = {field: os.environ.get(var) or None for var, field in NOTEBOOK_OVERRIDES.items()}
-    if not any(given.values()):
-        return preset
-    for var in ("VLMGRPO_MAX_STEPS", "VLMGRPO_EVAL_ROWS"):
-        field_name = NOTEBOOK_OVERRIDES[var]
-        if given[field_name] is not None:
-            given[field_name] = _count(var, given[field_name])
-    # Imported here: they import torch, transformers and datasets, which the preset table,
-    # read by the CLI's --help, does without.
-    from vlmgrpo import data, models
-
-    if given["dataset"] is not None:
-        with _named("VLMGRPO_DATASET"):
-            data.check_source(given["dataset"])
-    if given["model"] is not None:
-        with _named("VLMGRPO_MODEL"):
-            given["family"] = models.model_family(given["model"], preset.family)
-    return apply_settings(preset, **given)
-
-
-@contextmanager
-def _named(var: str) -> Iterator[None]:
-    """Prefix a UsageError with the environment variable that caused it."""
-    try:
-        yield
-    except UsageError as err:
-        raise UsageError(f"{var}: {err}") from err
-
-
-def notebook_run_name(prefix: str, preset: Preset) -> str:
-    """The run folder's name, `prefix-preset`, plus each override `notebook_preset` applied.
-
-    Notebook 04 keeps a GPU preset's finished run instead of retraining it, so a run of
-    another model or dataset, or a short one, needs a folder of its own: ``nb04-qwen2.5-vl-3b``
-    is the preset's full run, ``nb04-qwen2.5-vl-3b-Qwen2.5-VL-3B-Instruct-5steps`` a 5-step run
-    of a local copy of its model.
-    """
-    named = PRESETS[preset.name]
-    parts = [prefix, preset.name]
-    for source, default in ((preset.model, named.model), (preset.dataset, named.dataset)):
-        if source is not None and source != default:
-            # The folder's or file's name (a hub id's second half): what a person recognises.
-            parts.append(Path(source).name.removesuffix(".parquet").removesuffix(".arrow"))
-    if preset.max_steps != named.max_steps:
-        parts.append(f"{preset.max_steps}steps")
-    if preset.eval_rows != named.eval_rows:
-        parts.append(f"eval{preset.eval_rows}")
-    return "-".join(parts)
-
-
-def _count(var: str, value: str) -> int:
-    """The whole number >= 1 in environment variable `var`, or a one-line UsageError."""
-    if not value.strip().isdigit() or int(value) < 1:
-        raise UsageError(f"{var}={value!r} must be a whole number of 1 or more (or unset)")
-    return int(value)
-
-
 def apply_settings(preset: Preset, **settings) -> Preset:
     """`preset` with the given fields replaced; those left at None keep the preset's value."""
     names = {f.name for f in fields(Preset)} - {"name"}
@@ -483,24 +391,24 @@ def check_preset(preset: Preset, num_processes: int | None = None) -> None:
             f"--num-generations must be at least 2 (GRPO compares completions within a group), "
             f"got {preset.num_generations}"
         )
-    if preset.batch_size < 1 or preset.grad_accum < 1:
+    if preset.batch_size < 1 or preset.gradient_accumulation_steps < 1:
         raise UsageError(
             f"batch size and gradient accumulation must be positive, got {preset.batch_size} "
-            f"and {preset.grad_accum}"
+            f"and {preset.gradient_accumulation_steps}"
         )
-    if preset.task not in TASKS:
-        raise UsageError(f"unknown task {preset.task!r}; choose one of: {', '.join(TASKS)}")
+    tasks.get_task(preset.task)
     if num_processes is None:
         num_processes = distributed_state().num_processes
     # TRL 1.16's generation batch: per-device batch x processes x gradient accumulation steps;
     # it must hold whole groups of num_generations completions.
-    generation_batch = preset.batch_size * num_processes * preset.grad_accum
+    generation_batch = preset.batch_size * num_processes * preset.gradient_accumulation_steps
     if generation_batch % preset.num_generations:
         raise UsageError(
             f"--num-generations {preset.num_generations} does not divide the generation batch "
             f"of {generation_batch} completions (batch size {preset.batch_size} x "
-            f"{num_processes} process(es) x gradient accumulation {preset.grad_accum}); pick a "
-            f"divisor of {generation_batch} or change --batch-size"
+            f"{num_processes} process(es) x gradient accumulation "
+            f"{preset.gradient_accumulation_steps}); pick a divisor of {generation_batch} or "
+            "change --batch-size"
         )
     if not (math.isfinite(preset.learning_rate) and preset.learning_rate > 0):
         raise UsageError(
@@ -544,7 +452,11 @@ def check_preset(preset: Preset, num_processes: int | None = None) -> None:
         )
     if preset.max_image_tokens < 1:
         raise UsageError(f"max_image_tokens must be positive, got {preset.max_image_tokens}")
-    check_quantization(preset)
+    if preset.quantization is not None and preset.quantization not in QUANTIZATIONS:
+        raise UsageError(
+            f"unknown quantization {preset.quantization!r}; use one of: "
+            f"{', '.join(QUANTIZATIONS)} (4-bit), or None for the model as it is"
+        )
     if preset.eval_rows is not None and preset.eval_rows < 0:
         raise UsageError(f"--eval-rows must be 0 (no evaluation) or more, got {preset.eval_rows}")
     if preset.vllm_mode not in ("colocate", "server"):
@@ -558,24 +470,3 @@ def check_preset(preset: Preset, num_processes: int | None = None) -> None:
                 "vLLM profile (`pip install -e .[vllm] -c constraints/vllm.txt`), or train "
                 "without --use-vllm"
             )
-
-
-def check_quantization(preset: Preset) -> None:
-    """Raise a one-line UsageError for an unknown quantization, or a 4-bit one without its library.
-
-    Called before training starts and before a 4-bit run is loaded for evaluation.
-    """
-    if preset.quantization is None:
-        return
-    if preset.quantization not in QUANTIZATIONS:
-        raise UsageError(
-            f"unknown quantization {preset.quantization!r}; use one of: "
-            f"{', '.join(QUANTIZATIONS)} (4-bit), or None for the model as it is"
-        )
-    try:
-        import bitsandbytes  # noqa: F401  (only whether it imports)
-    except ImportError as err:
-        raise UsageError(
-            f"the {preset.name} preset loads the model in 4 bits, which needs bitsandbytes; "
-            f"install it with `pip install {BITSANDBYTES}`"
-        ) from err

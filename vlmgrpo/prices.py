@@ -2,7 +2,7 @@
 
 Each question carries a price list that changes every time: the six hues in a shuffled order,
 each with its own price from 1 to 9 ("Prices: blue 4, red 7, green 1, ..."). The image is one
-shape of one hue, drawn as in the colour task (`vlmgrpo.synthetic`). The gold answer is the
+shape of one hue, drawn as in the colour task (`vlmgrpo.colours`). The gold answer is the
 price the list gives the shape's hue. Two hops, each easy for a small transformer: read the
 hue from the image; find that hue in the list and copy the number after it.
 
@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from datasets import Dataset
 
-from vlmgrpo import synthetic
+from vlmgrpo import colours
 from vlmgrpo.rewards import extract_answer
 
 NAME = "synthetic-prices"  # how run.json and eval.json name the task's dataset
@@ -35,13 +35,13 @@ PRICES = range(1, 10)
 QUESTIONS = ("What does the shape cost?", "How much is the shape?")
 # A think forced empty: the answer must then come without written reasoning.
 NO_THINK = "<think></think>"
-_ENTRY = re.compile(r"\b(" + "|".join(synthetic.NAMES) + r") (\d)\b")
+_ENTRY = re.compile(r"\b(" + "|".join(colours.NAMES) + r") (\d)\b")
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 
 def make_table(rng: random.Random) -> dict[str, int]:
     """A price list: every hue once, in a shuffled order, each with a different price."""
-    hues = rng.sample(synthetic.NAMES, len(synthetic.NAMES))
+    hues = rng.sample(colours.NAMES, len(colours.NAMES))
     return dict(zip(hues, rng.sample(PRICES, len(hues)), strict=True))
 
 
@@ -94,7 +94,7 @@ def think_offset(text: str, problem_text: str, solution: str) -> int | str:
     if found is None:
         return "none"
     gold = gold_hue(problem_text, solution)
-    return (synthetic.NAMES.index(found[0]) - synthetic.NAMES.index(gold)) % len(synthetic.NAMES)
+    return (colours.NAMES.index(found[0]) - colours.NAMES.index(gold)) % len(colours.NAMES)
 
 
 def lookup_right(text: str, problem_text: str) -> bool:
@@ -118,7 +118,7 @@ def planted(problems: list[str], solutions: list[str]) -> tuple[list[str], list[
     thinks, targets = [], []
     for prob, sol in zip(problems, solutions, strict=True):
         table = read_table(prob)
-        hue = synthetic.opposite(gold_hue(prob, sol))
+        hue = colours.opposite(gold_hue(prob, sol))
         thinks.append(f"<think>{think(hue, table[hue])}</think>")
         targets.append(str(table[hue]))
     return thinks, targets
@@ -140,11 +140,11 @@ def lying(problems: list[str], solutions: list[str]) -> tuple[list[str], dict[st
     Returns the thinks and, per reading, the number it predicts for each question.
     """
     thinks, targets = [], {name: [] for name in READINGS}
-    names = synthetic.NAMES
+    names = colours.NAMES
     for prob, sol in zip(problems, solutions, strict=True):
         table = read_table(prob)
         gold = gold_hue(prob, sol)
-        hue = synthetic.opposite(gold)
+        hue = colours.opposite(gold)
         third = names[(names.index(gold) + 2) % len(names)]
         thinks.append(f"<think>{think(hue, table[third])}</think>")
         for name, number in zip(READINGS, (table[third], table[hue], table[gold]), strict=True):
@@ -154,10 +154,10 @@ def lying(problems: list[str], solutions: list[str]) -> tuple[list[str], dict[st
 
 def annotated(rng: random.Random, mislabel: float) -> tuple:
     """One cold-start example: (image, problem, the sloppy annotator's trace)."""
-    hue = rng.choice(synthetic.NAMES)
-    image = synthetic.draw_shape(hue, rng)
+    hue = rng.choice(colours.NAMES)
+    image = colours.draw_shape(hue, rng)
     table = make_table(rng)
-    seen = synthetic.annotator_label(hue, mislabel, rng)  # the slip: the next hue, sometimes
+    seen = colours.annotator_label(hue, mislabel, rng)  # the slip: the next hue, sometimes
     return image, problem(table, rng.choice(QUESTIONS)), completion(seen, table[seen])
 
 
@@ -166,12 +166,12 @@ def make_dataset(n: int, seed: int) -> Dataset:
     rng = random.Random(seed)
     rows = {"image": [], "problem": [], "solution": []}
     for _ in range(n):
-        hue = rng.choice(synthetic.NAMES)
+        hue = rng.choice(colours.NAMES)
         table = make_table(rng)
-        rows["image"].append(synthetic.draw_shape(hue, rng))
+        rows["image"].append(colours.draw_shape(hue, rng))
         rows["problem"].append(problem(table, rng.choice(QUESTIONS)))
         rows["solution"].append(str(table[hue]))
-    return synthetic.schema_dataset(rows)
+    return colours.schema_dataset(rows)
 
 
 def corpus() -> list[str]:
@@ -180,7 +180,7 @@ def corpus() -> list[str]:
     texts = list(QUESTIONS)
     for _ in range(100):
         table = make_table(rng)
-        hue = rng.choice(synthetic.NAMES)
+        hue = rng.choice(colours.NAMES)
         texts += [problem(table, rng.choice(QUESTIONS)), completion(hue, table[hue])]
     return texts
 

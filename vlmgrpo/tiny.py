@@ -6,7 +6,7 @@ from a hub checkpoint: it is saved with `save_pretrained` and loaded with `from_
 Only the sizes are small, and the tokenizer is a byte-level BPE trained here on the
 synthetic task's text, carrying Qwen's special tokens and chat template.
 
-Each synthetic task (`vlmgrpo.presets.TASKS`) has its tiny model (`SPECS`). The cold start is
+Each synthetic task (`vlmgrpo.tasks.TASKS`) has its tiny model (`SPECS`). The cold start is
 DeepSeek-R1's: a short supervised warm-up on worked answers so that the policy already
 follows the output format and can see. Its traces come from a sloppy annotator, so the
 warmed-up model often names the neighbouring hue; the right answer is in its samples, but
@@ -43,9 +43,9 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from vlmgrpo import synthetic
-from vlmgrpo.presets import TASKS
+from vlmgrpo import colours
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
+from vlmgrpo.tasks import get_task
 from vlmgrpo.utils import progress_bar
 
 SPECIAL_TOKENS = [
@@ -82,7 +82,7 @@ VERSION = 5  # bump when the build below changes, so cached models are rebuilt
 class TinySpec:
     """Sizes, pretraining and cold-start settings of a tiny model; the cache is keyed by them."""
 
-    task: str = "colour"  # the synthetic task of its cold start (`vlmgrpo.presets.TASKS`)
+    task: str = "colour"  # the synthetic task of its cold start (`vlmgrpo.tasks.TASKS`)
     text_hidden: int = 128
     text_layers: int = 4
     text_heads: int = 4
@@ -153,7 +153,7 @@ def build_tokenizer(spec: TinySpec) -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    corpus = TASKS[spec.task].corpus()
+    corpus = get_task(spec.task).corpus()
     tok.train_from_iterator([SYSTEM_PROMPT, *corpus] * 4, trainer=trainer)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAG_TOKENS])
@@ -169,7 +169,7 @@ def build_tokenizer(spec: TinySpec) -> PreTrainedTokenizerFast:
 
 def build_processor(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLProcessor:
     """The real Qwen2.5-VL processor, sized so one synthetic image is 9 image tokens."""
-    pixels = synthetic.IMAGE_SIZE * synthetic.IMAGE_SIZE
+    pixels = colours.IMAGE_SIZE * colours.IMAGE_SIZE
     image_processor = Qwen2VLImageProcessor(min_pixels=pixels, max_pixels=pixels)
     video_processor = Qwen2VLVideoProcessor(min_pixels=pixels, max_pixels=pixels)
     return Qwen2_5_VLProcessor(
@@ -236,7 +236,7 @@ def _cold_start_batch(processor, rng: random.Random, spec: TinySpec, size: int) 
     """A batch of annotated conversations; labels cover only the assistant's reply."""
     texts, images = [], []
     for _ in range(size):
-        image, question, trace = TASKS[spec.task].annotated(rng, spec.mislabel)
+        image, question, trace = get_task(spec.task).annotated(rng, spec.mislabel)
         images.append(image)
         conversation = build_conversation(question)
         conversation.append({"role": "assistant", "content": [{"type": "text", "text": trace}]})

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import torch
-from accelerate.utils import gather_object
 from peft import LoraConfig
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -28,9 +27,11 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
 from vlmgrpo import data, models, runs
-from vlmgrpo.evaluate import evaluate, summarize
-from vlmgrpo.presets import TASKS, Preset, apply_settings, check_preset, get_preset
+from vlmgrpo.evaluate import NOT_EVALUATED, evaluate_shared, task_measures
+from vlmgrpo.presets import Preset
 from vlmgrpo.rewards import accuracy_reward, format_reward
+from vlmgrpo.settings import resolve
+from vlmgrpo.tasks import get_task
 from vlmgrpo.utils import distributed_state, progress_bars, seed_everything
 
 # transformers 5.24 names it `activation_checkpointing` (`gradient_checkpointing` is a deprecated
@@ -61,7 +62,7 @@ def grpo_config(preset: Preset, output_dir: str | Path, seed: int = 42) -> GRPOC
         learning_rate=preset.learning_rate,
         num_generations=preset.num_generations,
         per_device_train_batch_size=preset.batch_size,
-        gradient_accumulation_steps=preset.grad_accum,
+        gradient_accumulation_steps=preset.gradient_accumulation_steps,
         max_completion_length=preset.max_completion_length,
         max_steps=preset.max_steps,
         num_train_epochs=preset.num_train_epochs,
@@ -147,63 +148,6 @@ def build_trainer(
     return trainer
 
 
-def evaluate_shared(
-    model,
-    processor,
-    dataset,
-    preset: Preset,
-    progress: bool = True,
-    desc: str = "evaluate",
-    prefixes: list[str] | None = None,
-    targets: list[str] | None = None,
-) -> dict:
-    """`evaluate` with `dataset` split between the processes; each gets the whole result.
-
-    Every process must call it. With one process it is `evaluate`.
-    """
-    state = distributed_state()
-    with state.split_between_processes(list(range(len(dataset)))) as mine:
-        part = evaluate(
-            model,
-            processor,
-            dataset.select(mine),
-            preset.eval_max_new_tokens,
-            preset.eval_batch_size,
-            progress and state.is_main_process,
-            desc,
-            [prefixes[i] for i in mine] if prefixes else None,
-            [targets[i] for i in mine] if targets else None,
-        )
-    # Shards are contiguous and gathered in process order: the records keep the dataset's.
-    return summarize(gather_object(part["records"]))
-
-
-def task_measures(
-    model, processor, test_set, preset: Preset, scores: dict, when: str, progress: bool = True
-) -> dict:
-    """The synthetic task's measures of the reasoning, named for `when` ("before"/"after").
-
-    On the colour task the agreement of answer and think (`agreement_before`); on the price
-    task right thinks, answers after a planted think and with none (`vlmgrpo.prices`).
-    `scores` are `evaluate_shared`'s. Every process must call it.
-    """
-    if not scores["records"]:  # nothing was evaluated (eval_rows=0)
-        return {}
-
-    def score(prefixes, targets, desc):
-        desc = f"{desc} ({when})"
-        return evaluate_shared(
-            model, processor, test_set, preset, progress, desc, prefixes, targets
-        )
-
-    found = TASKS[preset.task].measures(score, test_set, scores)
-    return {f"{name}_{when}": value for name, value in found.items()}
-
-
-# The scores of a run that evaluates nothing (eval_rows=0): eval.json says so with nulls.
-NOT_EVALUATED = {"accuracy": None, "format": None, "n": 0, "records": []}
-
-
 def _scores_before(
     model,
     processor,
@@ -258,27 +202,28 @@ def run(
     `reward_funcs` replace the format and accuracy rewards (an experiment: the evaluation
     still scores format and accuracy).
     """
-    preset = get_preset(preset) if isinstance(preset, str) else preset
-    preset = apply_settings(preset, **settings)
     state = distributed_state()
     # Before anything is loaded or written: a bad setting should cost no time and no folder.
-    check_preset(preset, state.num_processes)
+    preset = resolve(
+        preset,
+        model=model,
+        dataset=dataset,
+        trust_remote_code=trust_remote_code,
+        num_processes=state.num_processes,
+        **settings,
+    )
+    model, dataset = preset.model, preset.dataset
     output_dir = Path(output_dir or Path("runs") / preset.name)
     runs.check_output(output_dir, resume, overwrite)
     with progress_bars(progress):
         if state.is_main_process:
             models.warn_if_no_gpu(preset)
         seed_everything(seed)
-        model, dataset = model or preset.model, dataset or preset.dataset
         dtype = models.dtype_name(models.compute_dtype(preset))
         # The main process goes first, so the others read the tiny model (or the download) from
         # its cache instead of building it alongside. They wait for it past their folder check
         # above, so the main process may then replace the folder.
         with state.main_process_first():
-            # The model's family sizes the images: read from its config (a --model of another
-            # family than the preset's keeps its own 28 or 32 px per image token).
-            family = models.model_family(model, preset.family, trust_remote_code)
-            preset = replace(preset, family=family)
             # Data first: its errors are the likelier ones, and cheaper to hit than a model load.
             train_set, test_set = data.load_data(preset, dataset, seed)
             base, processor = models.load_model(model, preset, trust_remote_code, state.device)
@@ -327,7 +272,7 @@ def run(
             "num_processes": trainer.accelerator.num_processes,
             "preset": preset.name,
             "model": model or "tiny",
-            "dataset": dataset or TASKS[preset.task].NAME,
+            "dataset": dataset or get_task(preset.task).NAME,
             "seed": seed,
             "dtype": dtype,
             "config": runs.preset_settings(preset),

@@ -78,20 +78,6 @@ def quiet_known_warnings() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def quiet_notebook() -> None:
-    """A notebook's first cell: no known library warnings, no data or weight-loading bars.
-
-    Training and evaluation keep their progress bars; what `datasets` prints while it maps
-    and filters, and transformers while it loads weights, is residue on a stored page.
-    """
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    quiet_known_warnings()
-    datasets.disable_progress_bars()
-    hf_logging.disable_progress_bar()
-
-
 def _in_jupyter_kernel() -> bool:
     try:
         from IPython import get_ipython

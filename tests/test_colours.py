@@ -1,4 +1,4 @@
-"""Tests for vlmgrpo.synthetic: the colour dataset, the sloppy annotator and the corpus."""
+"""Tests for vlmgrpo.colours: the colour dataset, the sloppy annotator and the corpus."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vlmgrpo import synthetic
-from vlmgrpo.rewards import accuracy_reward, format_reward
-from vlmgrpo.synthetic import (
+from vlmgrpo import colours
+from vlmgrpo.colours import (
     BACKGROUND,
     HUES,
     IMAGE_SIZE,
@@ -22,6 +21,7 @@ from vlmgrpo.synthetic import (
     corpus,
     make_colour_dataset,
 )
+from vlmgrpo.rewards import accuracy_reward, format_reward
 
 DRAWS = 4000
 
@@ -122,27 +122,27 @@ def test_corpus_covers_the_task():
         assert question in texts
     for name in NAMES:
         assert name in texts
-        assert synthetic.completion(name) in texts
+        assert colours.completion(name) in texts
         for template in THINKS:
             assert template.format(hue=name) in texts
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_completion_earns_the_rewards(name):
-    text = synthetic.completion(name)
+    text = colours.completion(name)
     other = NAMES[(NAMES.index(name) + 1) % len(NAMES)]
     assert format_reward([text]) == [1.0]
     assert accuracy_reward([text, text], solution=[name, other]) == [1.0, 0.0]
 
 
 def test_the_phrasings_differ_in_length():
-    lengths = [len(synthetic.describe("red", style)) for style in range(len(THINKS))]
+    lengths = [len(colours.describe("red", style)) for style in range(len(THINKS))]
     assert lengths == sorted(lengths) and len(set(lengths)) == len(THINKS)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_shape_is_drawn_as_asked(shape):
-    image = np.asarray(synthetic.draw_shape("blue", random.Random(0), shape))
+    image = np.asarray(colours.draw_shape("blue", random.Random(0), shape))
     drawn = (image != np.array(BACKGROUND)).any(axis=-1)
     rows, cols = np.nonzero(drawn)
     box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
@@ -162,31 +162,31 @@ def test_shape_is_drawn_as_asked(shape):
     ],
 )
 def test_think_hue(completion, hue):
-    assert synthetic.think_hue(completion) == hue
+    assert colours.think_hue(completion) == hue
 
 
 def test_the_reasoning_names_no_form():
     """The cold start names the hue only: the tiny model cannot tell a circle from a square."""
     for style in range(len(THINKS)):
-        think = synthetic.describe("red", style)
+        think = colours.describe("red", style)
         assert not set(SHAPES) & set(think.rstrip(".").split()), think
 
 
 def test_agreement_compares_the_answer_with_the_think():
     completions = [
-        synthetic.completion("red", synthetic.describe("red")),
-        synthetic.completion("orange", synthetic.describe("red")),
+        colours.completion("red", colours.describe("red")),
+        colours.completion("orange", colours.describe("red")),
         "<think>I see one red circle.</think>",  # no answer: disagrees
         "<think>a shape</think><answer>red</answer>",  # no hue named: disagrees
     ]
-    assert synthetic.agreement(completions) == 0.25
-    assert synthetic.agreement([]) == 0.0
+    assert colours.agreement(completions) == 0.25
+    assert colours.agreement([]) == 0.0
 
 
 @pytest.mark.parametrize("hue", NAMES)
 def test_opposite_is_neither_the_hue_nor_a_slip(hue):
-    other = synthetic.opposite(hue)
+    other = colours.opposite(hue)
     slip = NAMES[(NAMES.index(hue) + 1) % len(NAMES)]
     other_slip = NAMES[(NAMES.index(other) + 1) % len(NAMES)]
     assert other not in (hue, slip) and other_slip != hue
-    assert synthetic.think_hue(synthetic.forced_think(other) + " circle.</think>") == other
+    assert colours.think_hue(colours.forced_think(other) + " circle.</think>") == other

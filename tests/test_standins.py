@@ -1,4 +1,4 @@
-"""Scaling out: the 24 GB preset, processes in the batch rule, vLLM, the real 3B shape."""
+"""`vlmgrpo.standins` (the real sizes) and scaling out: the 24 GB preset, the batch rule, vLLM."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from trl.import_utils import is_vllm_available
 
 from tests.test_cli import run_cli
 from tests.test_train import FAST
-from vlmgrpo import data, models, presets, shapes, train
+from vlmgrpo import data, models, presets, standins, train
 from vlmgrpo.utils import UsageError
 
 
@@ -68,7 +68,7 @@ def test_use_vllm_without_vllm_exits_2_naming_the_extra(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def meta_3b():
     """Qwen2.5-VL-3B's modules on the meta device: its shapes, no memory, no weights."""
-    config = shapes.qwen25vl_3b_config(shapes.qwen_id_tokenizer())
+    config = standins.qwen25vl_3b_config(standins.qwen_id_tokenizer())
     with torch.device("meta"):
         return Qwen2_5_VLForConditionalGeneration(config)
 
@@ -94,8 +94,8 @@ def test_3b_config_has_the_published_values(meta_3b):
 
 
 def test_tokenizer_keeps_qwens_special_token_ids():
-    tokenizer = shapes.qwen_id_tokenizer()
-    ids = [tokenizer.convert_tokens_to_ids(t) for t in shapes.QWEN_SPECIAL_TOKENS]
+    tokenizer = standins.qwen_id_tokenizer()
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in standins.QWEN_SPECIAL_TOKENS]
     assert ids == list(range(151643, 151657))
     encoded = tokenizer("<|vision_start|><|image_pad|><|vision_end|>What colour?<|im_end|>")
     assert encoded["input_ids"][:3] == [151652, 151655, 151653]
@@ -136,7 +136,7 @@ def test_gradient_checkpointing_trains_lora(tiny_model_dir, tmp_path):
 @pytest.fixture(scope="module", params=["Qwen/Qwen3-VL-2B-Instruct", "Qwen/Qwen3-VL-4B-Instruct"])
 def meta_qwen3(request):
     """A Qwen3-VL of a real size on the meta device: its shapes, no memory, no weights."""
-    return request.param, shapes.meta_model(request.param)
+    return request.param, standins.meta_model(request.param)
 
 
 def test_qwen3_vl_shapes_have_the_published_values(meta_qwen3):
@@ -173,7 +173,7 @@ def test_qwen3_vl_shapes_have_the_published_values(meta_qwen3):
 @pytest.mark.parametrize("name", ["qwen3-vl-2b", "qwen3-vl-4b-qlora"])
 def test_lora_counts_on_the_real_qwen3_vl_shapes(name):
     preset = presets.get_preset(name)
-    model = shapes.meta_model(preset.model)
+    model = standins.meta_model(preset.model)
     lora = train.lora_config(preset)
     assert models.vision_lora_targets(model, lora) == []  # the vision tower's attention is qkv
     text = model.config.text_config
@@ -182,6 +182,6 @@ def test_lora_counts_on_the_real_qwen3_vl_shapes(name):
     v = (text.hidden_size, text.num_key_value_heads * head)
     r = preset.lora_r
     formula = text.num_hidden_layers * (r * sum(q) + r * sum(v))
-    assert shapes.lora_trainable(model, lora) == formula
+    assert standins.lora_trainable(model, lora) == formula
     # 28 x 8 x ((2048 + 2048) + (2048 + 1024)); 36 x 8 x ((2560 + 4096) + (2560 + 1024))
     assert formula == {"qwen3-vl-2b": 1_605_632, "qwen3-vl-4b-qlora": 2_949_120}[name]

@@ -146,7 +146,7 @@ def make_colour_dataset(n: int, seed: int) -> Dataset:
     return schema_dataset(rows)
 
 
-make_dataset = make_colour_dataset  # the name every task has (`vlmgrpo.presets.TASKS`)
+make_dataset = make_colour_dataset  # the name every task has (`vlmgrpo.tasks.Task`)
 
 
 def annotator_label(hue: str, mislabel: float, rng: random.Random) -> str:
