@@ -39,11 +39,19 @@ lint: setup
 	$(BIN)/ruff check vlmgrpo tests benchmarks
 	$(BIN)/ruff format --check vlmgrpo tests benchmarks
 
+# The tests run in TEST_WORKERS pytest processes (pytest-xdist) with one torch thread each: on
+# two cores, two workers finish sooner than one process with two threads. A notebook's cells
+# stay together on one worker, and the notebooks that share a run folder share a worker
+# (notebooks/conftest.py). TEST_WORKERS=0: one process, torch's own thread count.
+TEST_WORKERS ?= 2
+PYTEST := $(if $(filter 0,$(TEST_WORKERS)),$(BIN)/python -m pytest,OMP_NUM_THREADS=1 \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS))
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
 # The course's tests: lint, unit tests, the learning run, the notebooks and their solutions
 # under nbval. CI then runs test-install and test-vllm-profile.
 test: lint
-	VLMGRPO_SLOW=1 $(BIN)/python -m pytest tests $(NOTEBOOKS) \
-		--nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+	VLMGRPO_SLOW=1 $(PYTEST) tests $(NOTEBOOKS) $(NBVAL)
 
 # The install paths: resolver dry runs of every profile on PyPI, and the workshop kit built
 # and installed inside `unshare -n`. Network-bound; CI runs it after `make test`.
@@ -52,7 +60,7 @@ test-install: setup
 		tests/test_kit.py
 
 test-fast: lint
-	$(BIN)/python -m pytest tests
+	$(PYTEST) tests
 
 # The notebooks and their solutions under nbval with another CPU's float rounding: oneDNN and
 # ATen held to AVX2 kernels, MKL to AVX2, one thread, and an empty model cache, so that the
@@ -61,8 +69,7 @@ PORTABLE_CACHE ?= /tmp/vlmgrpo-portable-cache
 test-portable: setup
 	rm -rf $(PORTABLE_CACHE)
 	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
-		OMP_NUM_THREADS=1 VLMGRPO_CACHE=$(PORTABLE_CACHE) $(BIN)/python -m pytest $(NOTEBOOKS) \
-		--nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+		OMP_NUM_THREADS=1 VLMGRPO_CACHE=$(PORTABLE_CACHE) $(PYTEST) $(NOTEBOOKS) $(NBVAL)
 	rm -rf $(PORTABLE_CACHE)
 
 # The fast tests and a 2-step tiny run under the vLLM profile's transformers, laid over .venv
