@@ -1,4 +1,4 @@
-"""vlmgrpo.utils: the notebook progress bar's redraws stay few, however long the bar runs."""
+"""vlmgrpo.utils: the notebook progress bar's redraws stay few; a save is whole or absent."""
 
 from __future__ import annotations
 
@@ -58,3 +58,20 @@ def test_a_bar_closed_early_still_shows_where_it_stopped(jupyter_bar):
         bar.update(1)  # no time passes: no redraw is due
     bar.close()
     assert "7/100" in frames[-1]
+
+
+def test_an_interrupted_save_never_looks_finished(tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "old.json").write_text("{}")
+    with pytest.raises(KeyboardInterrupt):
+        with utils.atomic_folder(out) as tmp:
+            tmp.mkdir()
+            (tmp / "half.json").write_text("{")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no model.partial left
+    assert [p.name for p in out.iterdir()] == ["old.json"]  # the old one, whole
+    with utils.atomic_folder(out) as tmp:
+        tmp.mkdir()
+        (tmp / "new.json").write_text("{}")
+    assert [p.name for p in out.iterdir()] == ["new.json"]

@@ -20,7 +20,6 @@ rehearsed on a CPU.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
@@ -42,6 +41,7 @@ from transformers import (
 )
 
 from vlmgrpo import tiny
+from vlmgrpo.utils import atomic_folder
 
 # Qwen2's special tokens in id order, from 151643 on (its tokenizer's added_tokens).
 QWEN_SPECIAL_TOKENS = [
@@ -366,13 +366,6 @@ def _save(model: PreTrainedModel, processor: ProcessorMixin, out: Path) -> None:
     gen = model.generation_config
     gen.eos_token_id = [config.eos_token_id, config.pad_token_id]
     gen.pad_token_id = gen.bos_token_id = config.pad_token_id
-    # A temporary folder first, so an interrupted save never looks finished.
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_folder(out) as tmp:  # an interrupted save never looks finished
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import random
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from transformers import (
 from vlmgrpo import colours
 from vlmgrpo.prompts import SYSTEM_PROMPT, build_conversation
 from vlmgrpo.tasks import get_task
-from vlmgrpo.utils import progress_bar
+from vlmgrpo.utils import atomic_folder, progress_bar
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -379,10 +378,7 @@ def _build(spec: TinySpec, out: Path) -> None:
     model = build_model(spec, tokenizer)
     copy_losses = pretrain_copying(model, processor, spec) if spec.copy_steps else []
     losses = warm_up(model, processor, spec)
-    # Save to a temporary folder first, so an interrupted build never looks finished.
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_folder(out) as tmp:  # an interrupted build never looks finished
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         (tmp / "tiny_spec.json").write_text(
@@ -396,7 +392,3 @@ def _build(spec: TinySpec, out: Path) -> None:
                 indent=1,
             )
         )
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -6,11 +6,13 @@ import io
 import logging
 import os
 import random
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,6 +43,23 @@ def distributed_state() -> PartialState:
     # wait up to that long while the main process downloads or builds the model.
     cpu = not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU")
     return PartialState(cpu=cpu, timeout=timedelta(minutes=30))
+
+
+@contextmanager
+def atomic_folder(out: Path) -> Iterator[Path]:
+    """A folder beside `out` to write into, which replaces `out` only when the block ends.
+
+    An interrupted save never looks finished: the one rename happens last, and a leftover
+    ``NAME.partial`` folder is removed (by the next attempt, or on the way out).
+    """
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def seed_everything(seed: int) -> None:
