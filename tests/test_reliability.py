@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.conftest import slow
 from tests.fixtures import make_fixture_dataset, write_checkpoint
 from vlmgrpo import models, presets, runs, train
 
@@ -138,6 +139,7 @@ def _is_json(path: Path) -> bool:
     return True
 
 
+@slow
 def test_kill_9_then_resume_ends_at_the_step_count_with_each_step_once(killed_and_resumed):
     run = killed_and_resumed
     assert run.killed.running and run.killed.returncode == -signal.SIGKILL
@@ -157,6 +159,7 @@ def test_kill_9_then_resume_ends_at_the_step_count_with_each_step_once(killed_an
     assert (run.out / "adapter" / "adapter_config.json").exists()
 
 
+@slow
 def test_fake_hf_token_appears_in_no_output(killed_and_resumed):
     run = killed_and_resumed
     files = [p for p in run.out.rglob("*") if p.is_file()]
