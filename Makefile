@@ -40,12 +40,13 @@ lint: setup
 	$(BIN)/ruff format --check vlmgrpo tests benchmarks
 
 # The tests run in TEST_WORKERS pytest processes (pytest-xdist) with one torch thread each: on
-# two cores, two workers finish sooner than one process with two threads. A notebook's cells
-# stay together on one worker, and the notebooks that share a run folder share a worker
-# (notebooks/conftest.py). TEST_WORKERS=0: one process, torch's own thread count.
+# two cores, two workers finish sooner than one process with two threads. A test file runs
+# whole on one worker (its module fixtures are built once); a notebook's cells stay together,
+# and the notebooks that share a run folder share a worker (notebooks/conftest.py).
+# TEST_WORKERS=0: one process, torch's own thread count.
 TEST_WORKERS ?= 2
 PYTEST := $(if $(filter 0,$(TEST_WORKERS)),$(BIN)/python -m pytest,OMP_NUM_THREADS=1 \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS))
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 # The course's tests: lint, unit tests, the learning run, the notebooks and their solutions
@@ -75,7 +76,7 @@ test-portable: setup
 # The fast tests and a 2-step tiny run under the vLLM profile's transformers, laid over .venv
 # (vLLM's own torch is a CUDA build; the rest of that profile is checked by a resolver dry run).
 test-vllm-profile: setup
-	bash tests/profile_transformers.sh constraints/vllm.txt
+	TEST_WORKERS=$(TEST_WORKERS) bash tests/profile_transformers.sh constraints/vllm.txt
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -59,7 +59,8 @@ print("transformers", transformers.__version__, "from", transformers.__file__)
 EOF
 
 start=$SECONDS
-"$PY" -m pytest tests -x -q -p no:cacheprovider
+# Two pytest-xdist workers with one torch thread each, as `make test-fast` runs them.
+"$PY" -m pytest tests -x -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile
 echo "== fast tests: $((SECONDS - start)) s"
 
 start=$SECONDS
