@@ -186,14 +186,12 @@ def default_group(seed: int, root: Path) -> dict:
     image_after = intervene(tuned, processor, swapped, true_think, swapped_hues, n, bs)
     with tuned.disable_adapter():
         image_before = intervene(tuned, processor, swapped, true_think, swapped_hues, n, bs)
-    names = colours.NAMES
-    slip = {h: names[(names.index(h) + 1) % len(names)] for h in names}  # hue -> its slip
     # Exercise 2: under the planted think, before RL, the answer is the true hue's slip.
-    true_slip = mean(r["answer"] == slip[r["solution"]] for r in planted_before["records"])
+    true_slip = mean(r["answer"] == colours.slip(r["solution"]) for r in planted_before["records"])
     row |= {
         "follows the swapped image, before": image_before["follow"],
         "gives the swapped image's slip, before": mean(
-            r["answer"] == slip[h]
+            r["answer"] == colours.slip(h)
             for r, h in zip(image_before["records"], swapped_hues, strict=True)
         ),
         "follows the swapped image, after": image_after["follow"],

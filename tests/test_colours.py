@@ -111,6 +111,7 @@ def test_annotator_mislabel_rate(hue, mislabel):
     ],
 )
 def test_annotator_names_the_next_hue_round_the_wheel(hue, neighbour):
+    assert colours.slip(hue) == neighbour
     assert annotator_label(hue, 1.0, random.Random(0)) == neighbour
     assert annotator_label(hue, 0.0, random.Random(0)) == hue
 
@@ -186,7 +187,5 @@ def test_agreement_compares_the_answer_with_the_think():
 @pytest.mark.parametrize("hue", NAMES)
 def test_opposite_is_neither_the_hue_nor_a_slip(hue):
     other = colours.opposite(hue)
-    slip = NAMES[(NAMES.index(hue) + 1) % len(NAMES)]
-    other_slip = NAMES[(NAMES.index(other) + 1) % len(NAMES)]
-    assert other not in (hue, slip) and other_slip != hue
+    assert other not in (hue, colours.slip(hue)) and colours.slip(other) != hue
     assert colours.think_hue(colours.forced_think(other) + " circle.</think>") == other

@@ -15,7 +15,7 @@ from vlmgrpo.evaluate import (
     intervene,
     task_measures,
 )
-from vlmgrpo.rewards import extract_answer
+from vlmgrpo.rewards import accuracy_reward, extract_answer
 
 FAST = replace(presets.PRESETS["tiny"], n_train=16, n_test=8, eval_batch_size=8)
 
@@ -46,12 +46,14 @@ def test_intervene_forces_the_prefix_and_scores_the_answer(tiny_model_dir):
     for record, prefix in zip(result["records"], prefixes, strict=True):
         assert record["completion"].startswith(prefix)
         assert record["answer"] == extract_answer(record["completion"])
-    answers = [r["answer"] for r in result["records"]]
-    assert result["follow"] == sum(a == t for a, t in zip(answers, forced, strict=True)) / 6
-    assert (
-        result["accuracy"]
-        == sum(a == s for a, s in zip(answers, rows["solution"], strict=True)) / 6
-    )
+    # Scored by the accuracy reward, as `evaluate` scores: against the target, and the solution.
+    texts = [r["completion"] for r in result["records"]]
+    assert [r["target"] for r in result["records"]] == forced
+    assert [r["solution"] for r in result["records"]] == rows["solution"]
+    assert result["follow"] == sum(accuracy_reward(texts, forced)) / 6
+    assert result["accuracy"] == sum(accuracy_reward(texts, rows["solution"])) / 6
+    scored = evaluate(model, processor, rows, 24, 4, False, prefixes=prefixes, targets=forced)
+    assert result["follow"] == scored["accuracy"]
     # Without prefixes, generate gives what evaluate scores (nothing forced by default).
     texts, _ = generate(model, processor, rows["image"][:2], rows["problem"][:2], 24)
     forced_texts, _ = generate(

@@ -66,6 +66,22 @@ def test_a_sampled_control_byte_is_drawn_as_a_question_mark_without_a_warning():
     plt.close(fig)
 
 
+def test_plot_before_after_draws_a_grey_and_a_blue_bar_per_measure():
+    import matplotlib.pyplot as plt
+
+    from vlmgrpo import plots
+
+    rows = {"right answer": (0.25, 1.0), "follows a planted think": (0.0, 0.5)}
+    fig = plots.plot_before_after(rows, "share of held-out questions")
+    ax = fig.get_axes()[0]
+    widths = [bar.get_width() for bar in ax.patches]
+    assert widths == [0.25, 0.0, 1.0, 0.5]  # before, then after, in the rows' order
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(rows)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["before RL", "after RL"]
+    assert ax.get_xlabel() == "share of held-out questions" and ax.get_xlim() == (0, 1)
+    plt.close(fig)
+
+
 def test_plot_answers_puts_captions_beside_the_images_keeping_their_line_breaks():
     import matplotlib.pyplot as plt
     from PIL import Image
@@ -145,11 +161,12 @@ LATEX_TEXTS = (
 
 
 def _drawn_texts(fig) -> list:
-    """Every text artist of a figure: axis titles and texts placed in axes."""
+    """Every text artist of a figure: axis titles, tick labels and texts placed in axes."""
     artists = []
     for ax in fig.get_axes():
         artists += list(ax.texts)
         artists += [ax.title, ax._left_title, ax._right_title]
+        artists += ax.get_xticklabels() + ax.get_yticklabels()
     return [a for a in artists if a.get_text()]
 
 
@@ -188,6 +205,10 @@ def test_text_from_a_model_or_a_dataset_is_drawn_literally_in_every_figure():
 
     fig = plots.plot_images([image] * 4, list(LATEX_TEXTS))
     _assert_literal(fig, list(LATEX_TEXTS[:3]))
+    plt.close(fig)
+
+    fig = plots.plot_before_after({LATEX_TEXTS[0]: (0.1, 0.9)})
+    _assert_literal(fig, [LATEX_TEXTS[0]])
     plt.close(fig)
 
     prompt = [{"role": "user", "content": [{"type": "image", "image": image},

@@ -116,6 +116,11 @@ def agreement(completions: list[str]) -> float:
     return agree / max(1, len(completions))
 
 
+def slip(hue: str) -> str:
+    """The annotator's slip of `hue`: the next hue round the wheel, written by mistake."""
+    return NAMES[(NAMES.index(hue) + 1) % len(NAMES)]
+
+
 def opposite(hue: str) -> str:
     """The hue across the wheel: neither the hue nor the annotator's slip, nor their slips."""
     return NAMES[(NAMES.index(hue) + len(NAMES) // 2) % len(NAMES)]
@@ -151,9 +156,7 @@ make_dataset = make_colour_dataset  # the name every task has (`vlmgrpo.tasks.Ta
 
 def annotator_label(hue: str, mislabel: float, rng: random.Random) -> str:
     """The sloppy annotator's answer: the next hue round the wheel with probability `mislabel`."""
-    if rng.random() < mislabel:
-        return NAMES[(NAMES.index(hue) + 1) % len(NAMES)]
-    return hue
+    return slip(hue) if rng.random() < mislabel else hue
 
 
 def annotated(rng: random.Random, mislabel: float) -> tuple:

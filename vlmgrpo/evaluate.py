@@ -127,28 +127,25 @@ def intervene(
 ) -> dict:
     """Force each answer to start with its prefix; how often does the answer then say target?
 
-    The prefixes put a claim into the reasoning (`<think>I see one blue`); `follow` is the share
-    of answers equal to their target (the claim), `accuracy` the share still right.
+    The prefixes plant a claim in the reasoning (`<think>I see one blue`), the targets are what
+    it claims. `follow` is the share of answers the accuracy reward scores right against their
+    target, as eval.json's `follow_*` on the price task; `accuracy` the share still right
+    against the solution. Each record holds the completion (with its prefix), its `answer`,
+    `solution` and `target`.
     """
-    records = []
-    for start in range(0, len(dataset), batch_size):
-        rows = dataset[start : start + batch_size]
-        forced = prefixes[start : start + batch_size]
-        texts, _ = generate(
-            model, processor, rows["image"], rows["problem"], max_new_tokens, prefixes=forced
-        )
-        texts = [prefix + text for prefix, text in zip(forced, texts, strict=True)]
-        answers = [extract_answer(text) for text in texts]
-        for text, answer, sol, target in zip(
-            texts, answers, rows["solution"], targets[start : start + batch_size], strict=True
-        ):
-            records.append(
-                {"completion": text, "answer": answer, "solution": sol, "target": target}
-            )
-    n = max(1, len(records))
+    forced = evaluate(
+        model, processor, dataset, max_new_tokens, batch_size, False, "intervene", prefixes,
+        targets,
+    )  # fmt: skip
+    texts = [r["completion"] for r in forced["records"]]
+    right = accuracy_reward(texts, dataset["solution"], problem=dataset["problem"])
+    records = [
+        {"completion": text, "answer": extract_answer(text), "solution": sol, "target": target}
+        for text, sol, target in zip(texts, dataset["solution"], targets, strict=True)
+    ]
     return {
-        "follow": sum(r["answer"] == r["target"] for r in records) / n,
-        "accuracy": sum(r["answer"] == r["solution"] for r in records) / n,
+        "follow": forced["accuracy"],
+        "accuracy": sum(right) / max(1, len(right)),
         "n": len(records),
         "records": records,
     }

@@ -89,8 +89,9 @@ def model_family(source: str | None, default: str, trust_remote_code: bool = Fal
 def check_quantization(preset: Preset) -> None:
     """Raise a one-line UsageError when a 4-bit preset's library, bitsandbytes, is missing.
 
-    Called before training starts and before a 4-bit run is loaded for evaluation; the
-    quantization's name itself is checked with the other settings (`presets.check_preset`).
+    `settings.resolve` calls it, before training starts and before a 4-bit run is loaded for
+    evaluation; the quantization's name is checked with the other settings
+    (`presets.check_preset`).
     """
     if preset.quantization is None:
         return
@@ -132,9 +133,8 @@ def load_model(
     one, `get_device`); the weights kept out of 4 bits stay in float32, as QLoRA keeps them
     (peft's `prepare_model_for_kbit_training` would cast them so too), and GRPOTrainer casts
     the LoRA weights to bf16 itself. `trust_remote_code` runs Python shipped with a hub
-    model; off unless the user asks.
+    model; off unless the user asks. `preset` is checked already (`settings.resolve`).
     """
-    check_quantization(preset)
     if source is None:  # the tiny model of the preset's synthetic task
         source = str(tiny.make_tiny(tiny.SPECS[preset.task]))
     else:

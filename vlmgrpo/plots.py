@@ -219,6 +219,24 @@ def plot_images(images: list, titles: list[str], size: float = 1.5, fontsize: in
     return fig
 
 
+def plot_before_after(
+    rows: dict[str, tuple[float, float]], xlabel: str = "share of held-out answers"
+):
+    """Shares before and after RL, a pair of bars per measure: {label: (before, after)}."""
+    fig, ax = plt.subplots(figsize=(8.5, 0.6 + 0.55 * len(rows)))
+    y = list(range(len(rows)))
+    before, after = zip(*rows.values(), strict=True)
+    ax.barh([v + 0.2 for v in y], before, 0.4, label="before RL", color="grey")
+    ax.barh([v - 0.2 for v in y], after, 0.4, label="after RL", color="tab:blue")
+    ax.set_yticks(y, [_printable(label) for label in rows], **LITERAL)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
+    fig.tight_layout()
+    return fig
+
+
 def plot_group(
     image,
     problem: str,
