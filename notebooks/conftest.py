@@ -3,11 +3,11 @@
 stderr (HF warnings, progress bars) is not compared.
 
 `make test` runs two pytest-xdist workers. A notebook is one kernel, so its cells stay
-together, in order, on one worker; the notebooks that reuse another's run folder go with it, so
-the run is trained once, before it is read (notebook 04's run serves notebook 05 and solutions
-05; notebook 06's serves solutions 06). Those two groups hold most of the training, so they
-start first, one on each worker; the test files follow, a file at a time (a module's fixtures
-are built once).
+together, in order, on one worker; the notebooks that reuse another's run folders go with it,
+so a run is trained once, before it is read (notebook 04's runs serve notebook 05 and
+solutions 04 and 05; notebook 06's serves solutions 06). Those two groups hold most of the
+training, so they start first, one on each worker; the test files follow, a file at a time (a
+module's fixtures are built once).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 # A notebook's group: the run folder it trains or reads, else the notebook itself.
 RUN_GROUPS = {
     "04_grpo_training.ipynb": "run-nb04",
+    "solutions/04_grpo_training.ipynb": "run-nb04",
     "05_evaluation.ipynb": "run-nb04",
     "solutions/05_evaluation.ipynb": "run-nb04",
     "06_reasoning.ipynb": "run-nb06",

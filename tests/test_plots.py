@@ -76,6 +76,9 @@ def test_plot_before_after_draws_a_grey_and_a_blue_bar_per_measure():
     ax = fig.get_axes()[0]
     widths = [bar.get_width() for bar in ax.patches]
     assert widths == [0.25, 0.0, 1.0, 0.5]  # before, then after, in the rows' order
+    tops = [bar.get_y() for bar in ax.patches]  # the y axis is inverted: smaller is higher
+    assert tops[0] < tops[2] < tops[1] < tops[3]  # row 1 before, its after, row 2 before, ...
+    assert ax.yaxis_inverted()
     assert [t.get_text() for t in ax.get_yticklabels()] == list(rows)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["before RL", "after RL"]
     assert ax.get_xlabel() == "share of held-out questions" and ax.get_xlim() == (0, 1)

@@ -226,8 +226,9 @@ def plot_before_after(
     fig, ax = plt.subplots(figsize=(8.5, 0.6 + 0.55 * len(rows)))
     y = list(range(len(rows)))
     before, after = zip(*rows.values(), strict=True)
-    ax.barh([v + 0.2 for v in y], before, 0.4, label="before RL", color="grey")
-    ax.barh([v - 0.2 for v in y], after, 0.4, label="after RL", color="tab:blue")
+    # The axis runs top down (inverted below): before RL above after RL, as the legend reads.
+    ax.barh([v - 0.2 for v in y], before, 0.4, label="before RL", color="grey")
+    ax.barh([v + 0.2 for v in y], after, 0.4, label="after RL", color="tab:blue")
     ax.set_yticks(y, [_printable(label) for label in rows], **LITERAL)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
