@@ -56,3 +56,19 @@ def test_a_4bit_preset_needs_bitsandbytes_to_resolve(monkeypatch, tiny_qwen3vl_d
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if not installed
     with pytest.raises(UsageError, match=r"needs bitsandbytes"):
         resolve("qwen3-vl-4b-qlora", model=tiny_qwen3vl_dir, training=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "start"),
+    [
+        ("dataset", "/no/data.parquet", "--dataset: dataset path /no/data.parquet"),
+        ("model", "/no/such/model", "--model: model /no/such/model is neither"),
+    ],
+)
+def test_an_error_names_the_flag_that_set_the_source(field, value, start):
+    with pytest.raises(UsageError) as caught:
+        resolve("tiny", names={field: f"--{field}"}, **{field: value})
+    assert str(caught.value).startswith(start)
+    with pytest.raises(UsageError) as caught:  # no name given: the message as it is
+        resolve("tiny", **{field: value})
+    assert str(caught.value).startswith(start.split(": ", 1)[1])

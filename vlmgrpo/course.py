@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,29 +70,10 @@ def notebook_preset() -> Preset:
         field_name = NOTEBOOK_OVERRIDES[var]
         if given[field_name] is not None:
             given[field_name] = _count(var, given[field_name])
-    # Imported here: they import torch, transformers and datasets.
-    from vlmgrpo import data, models
-    from vlmgrpo.settings import resolve
+    from vlmgrpo.settings import resolve  # imports torch, transformers and datasets
 
-    if given["dataset"] is not None:
-        with _named("VLMGRPO_DATASET"):
-            data.check_dataset_source(given["dataset"])
-    if given["model"] is not None:
-        with _named("VLMGRPO_MODEL"):
-            models.check_model_source(given["model"])
-    with _named("VLMGRPO_MODEL" if given["model"] else "VLMGRPO_PRESET"):
-        return resolve(preset, training=False, **given)
-
-
-@contextmanager
-def _named(var: str) -> Iterator[None]:
-    """Prefix a UsageError with the environment variable that caused it."""
-    try:
-        yield
-    except UsageError as err:
-        if str(err).startswith("VLMGRPO_"):
-            raise
-        raise UsageError(f"{var}: {err}") from err
+    names = {field: var for var, field in NOTEBOOK_OVERRIDES.items() if given[field] is not None}
+    return resolve(preset, training=False, names=names, **given)
 
 
 def _count(var: str, value: str) -> int:
